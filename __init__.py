@@ -1,0 +1,18 @@
+"""RAAG and S²-Guidance guiders for ComfyUI, registered with the V3 node schema.
+
+Importing the pack does nothing else: the node modules are imported when ComfyUI asks for the list.
+(No NODE_CLASS_MAPPINGS here: ComfyUI would then ignore comfy_entrypoint.)
+"""
+
+from comfy_api.latest import ComfyExtension, io
+
+
+class RAAGS2GuidanceExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        from .nodes import NODES
+
+        return list(NODES)
+
+
+async def comfy_entrypoint() -> ComfyExtension:
+    return RAAGS2GuidanceExtension()

@@ -1,0 +1,109 @@
+"""Typed, validated settings of the two methods.
+
+The allowed ranges live here once: the nodes build their widgets from ``RANGES`` and the guiders
+re-check every value, so a bad value gets the same clear message from a node, a workflow file or
+Python code, always naming the input and the range.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Range:
+    low: float
+    high: float
+    low_open: bool = False  # True: the bound itself is not allowed
+    high_open: bool = False
+
+    def describe(self) -> str:
+        left = "(" if self.low_open else "["
+        right = ")" if self.high_open else "]"
+        return f"{left}{self.low:g}, {self.high:g}{right}"
+
+    def contains(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+
+RANGES: dict[str, Range] = {
+    "cfg": Range(0.0, 100.0),
+    "w_max": Range(1.0, 100.0),
+    "alpha": Range(0.0, 100.0),
+    "omega": Range(0.0, 10.0),
+    "drop_ratio": Range(0.0, 1.0, low_open=True, high_open=True),
+    "start_percent": Range(0.0, 1.0),
+    "end_percent": Range(0.0, 1.0),
+}
+
+RATIO_MODES = ("per_sample", "batch")
+
+
+def check(name: str, value: float) -> float:
+    """Returns ``value`` as a float, or raises ValueError naming the input and its allowed range."""
+    allowed = RANGES[name]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in {allowed.describe()}, got {value!r}") from None
+    if not allowed.contains(number):
+        raise ValueError(f"{name} must be in {allowed.describe()}, got {number:g}")
+    return number
+
+
+@dataclass(frozen=True)
+class StepWindow:
+    """The part of the schedule a method acts on, in ComfyUI's percent-of-denoising units
+    (the same ones as core's start_percent/end_percent widgets: 0 = first step, 1 = last)."""
+
+    start_percent: float = 0.0
+    end_percent: float = 1.0
+
+    def __post_init__(self):
+        start = check("start_percent", self.start_percent)
+        end = check("end_percent", self.end_percent)
+        if start >= end:
+            raise ValueError(
+                f"start_percent ({start:g}) must be below end_percent ({end:g}): the step window would be empty"
+            )
+        object.__setattr__(self, "start_percent", start)
+        object.__setattr__(self, "end_percent", end)
+
+
+@dataclass(frozen=True)
+class RAAGConfig:
+    """Ratio-aware adaptive guidance (arXiv 2508.03442): w = 1 + (w_max - 1) * exp(-alpha * rho)."""
+
+    w_max: float = 18.0
+    alpha: float = 12.0
+    ratio_mode: str = "per_sample"  # "batch": one ratio over the whole batch, as the official code
+    window: StepWindow = field(default_factory=StepWindow)
+
+    def __post_init__(self):
+        object.__setattr__(self, "w_max", check("w_max", self.w_max))
+        object.__setattr__(self, "alpha", check("alpha", self.alpha))
+        if self.ratio_mode not in RATIO_MODES:
+            raise ValueError(f"ratio_mode must be one of {', '.join(RATIO_MODES)}, got {self.ratio_mode!r}")
+
+
+@dataclass(frozen=True)
+class S2Config:
+    """S²-Guidance (arXiv 2508.12880, Eq. 4): one extra conditional pass through a sub-network with
+    ``drop_ratio`` of the eligible blocks skipped, weighted by ``omega``."""
+
+    omega: float = 0.25
+    drop_ratio: float = 0.1
+    window: StepWindow = field(default_factory=StepWindow)
+    # At least this many blocks are dropped. Only tests set 0 (an empty mask, so D_sub == D_c).
+    min_dropped: int = 1
+
+    def __post_init__(self):
+        object.__setattr__(self, "omega", check("omega", self.omega))
+        object.__setattr__(self, "drop_ratio", check("drop_ratio", self.drop_ratio))
+        if self.min_dropped not in (0, 1):
+            raise ValueError(f"min_dropped must be 0 or 1, got {self.min_dropped!r}")

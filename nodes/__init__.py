@@ -1,0 +1,7 @@
+"""Node definitions (schema, tooltips, validation). Everything else lives in ../guiders."""
+
+from .raag import RAAGGuiderNode
+from .s2 import RAAGS2GuiderNode, S2GuiderNode
+from .trace_plot import GuidanceTracePlotNode
+
+NODES = [RAAGGuiderNode, S2GuiderNode, RAAGS2GuiderNode, GuidanceTracePlotNode]

@@ -1,0 +1,72 @@
+"""Inputs shared by the guider nodes, with their tooltips, built from the ranges in guiders.config."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..guiders.config import RANGES, RATIO_MODES, StepWindow
+
+CATEGORY = "sampling/custom_sampling/guiders"
+NODE_PREFIX = "RAAGS2Guidance_"
+
+
+def number(name: str, default: float, step: float, tooltip: str) -> io.Float.Input:
+    allowed = RANGES[name]
+    low = allowed.low + step if allowed.low_open else allowed.low
+    high = allowed.high - step if allowed.high_open else allowed.high
+    return io.Float.Input(name, default=default, min=low, max=high, step=step, round=step / 10, tooltip=tooltip)
+
+
+def model_and_conds() -> list:
+    return [
+        io.Model.Input("model", tooltip="The diffusion model to guide. Both methods are made for flow-matching "
+                       "models (SD3.5, Flux, Chroma, Qwen-Image, Wan, HunyuanVideo, LTXV, Lumina2, HiDream...)."),
+        io.Conditioning.Input("positive", tooltip="The prompt's conditioning: what to guide towards."),
+        io.Conditioning.Input("negative", tooltip="Negative / unconditional conditioning, evaluated every step "
+                              "(an empty prompt gives the papers' setting)."),
+    ]
+
+
+def raag_inputs() -> list:
+    return [
+        number("w_max", 18.0, 0.1, "RAAG's largest guidance scale, used when the conditional and unconditional "
+               "velocities agree (rho = 0). Paper default 18 (SD3.5-Large, 10 steps). Recommended 8-20; lower it "
+               "if images look over-saturated."),
+        number("alpha", 12.0, 0.1, "How fast the scale falls as the ratio rho = ||v_c - v_u|| / ||v_u|| grows: "
+               "w = 1 + (w_max - 1) * exp(-alpha * rho). Paper default 12. Recommended 5-20; 0 gives constant "
+               "CFG at w_max."),
+        io.Combo.Input("ratio_mode", options=list(RATIO_MODES), default="per_sample",
+                       tooltip="per_sample: each image's own ratio, so an image never depends on its batch "
+                       "mates (recommended). batch: one ratio over the whole batch, as the official code "
+                       "(identical for batch size 1)."),
+    ]
+
+
+def window(what: str, outside: str) -> list:
+    return [
+        number("start_percent", 0.0, 0.01, f"Where in the schedule {what} starts (0 = first step, 1 = last; "
+               f"ComfyUI's percent units). Outside [start_percent, end_percent]: {outside}. Default 0."),
+        number("end_percent", 1.0, 0.01, f"Where in the schedule {what} ends (0 = first step, 1 = last). "
+               f"Outside [start_percent, end_percent]: {outside}. Default 1 (the whole schedule)."),
+    ]
+
+
+def s2_inputs() -> list:
+    return [
+        number("omega", 0.25, 0.01, "Weight of the S² self-guidance term: D = D_u + lambda (D_c - D_u) - omega "
+               "(D_sub - D_c). Paper default 0.25 (SD3, SD3.5, Wan). Recommended 0.1-0.5: large values "
+               "over-correct. 0 turns S² off (no extra pass)."),
+        number("drop_ratio", 0.1, 0.01, "Fraction of the transformer blocks dropped in the sub-network, drawn "
+               "anew each step (the first block of each stack is never dropped; at least one block is). "
+               "Paper: about 0.1 (1-3 of SD3.5's 24 blocks). Recommended 0.05-0.15."),
+    ]
+
+
+def check_window(start_percent, end_percent) -> bool | str:
+    if start_percent is None or end_percent is None:  # linked inputs: checked when the node runs
+        return True
+    try:
+        StepWindow(start_percent, end_percent)
+    except ValueError as exc:
+        return str(exc)
+    return True
