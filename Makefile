@@ -3,12 +3,15 @@ PY := .venv/bin/python
 export OMP_NUM_THREADS ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test demo
+.PHONY: setup lint test demo
 
 setup:
 	@bash tools/setup.sh
 
-test: setup
+lint: setup
+	.venv/bin/ruff check .
+
+test: setup lint
 	$(PY) -m pytest
 
 demo: setup

@@ -5,7 +5,16 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..guiders import RAAGConfig, RAAGS2Guider, S2Config, S2Guider, StepWindow
-from .inputs import CATEGORY, NODE_PREFIX, check_window, model_and_conds, number, raag_inputs, s2_inputs, window
+from .inputs import (
+    CATEGORY,
+    NODE_PREFIX,
+    check_window,
+    model_and_conds,
+    number,
+    raag_inputs,
+    s2_inputs,
+    window,
+)
 
 S2_OUTSIDE = "no sub-network pass (plain guidance, CFGGuider's cost)"
 

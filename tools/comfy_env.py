@@ -57,20 +57,19 @@ def bootstrap() -> Path:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
 
+    import comfy.cli_args  # parses no argv: comfy.options.args_parsing stays False
     import torch
-
-    import comfy.options  # noqa: F401  (keeps args_parsing at its default, False)
-    import comfy.cli_args
 
     gpu = torch.cuda.is_available()
     if not gpu:
         comfy.cli_args.args.cpu = True
         # Tiny models on a 2-core machine: one thread is 5-20x faster than the default two.
         torch.set_num_threads(1)
+    import comfy.model_management  # noqa: F401  (reads args.cpu at import)
+
     # nodes.py puts ComfyUI/comfy first on sys.path, after which `utils` would resolve to
     # comfy/utils.py; importing the top-level package first (as main.py does) prevents that.
     import utils.install_util  # noqa: F401
-    import comfy.model_management  # noqa: F401
 
     _booted = True
     return root

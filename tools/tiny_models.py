@@ -1,0 +1,312 @@
+"""Tiny random-weight instances of REAL ComfyUI diffusion models, for tests and benchmarks on a CPU.
+
+Every model is ComfyUI's own class, built the way a loader builds it:
+``comfy.supported_models.<Arch>(unet_config).get_model({})`` wrapped in a
+``comfy.model_patcher.ModelPatcher``; only the sizes are tiny (hidden 64, SD3 192; 3 blocks per block list,
+3 double + 3 single for two-stream models) and the weights are random.
+
+Weights: ComfyUI's ops leave parameters uninitialised, so every parameter is filled from a seed:
+matrices and kernels ~ randn / sqrt(fan_in) (fan_in = product of all dims but the first), 1-D biases
+0, 1-D norm weights/scales 1. Nothing is zero-initialised (adaLN, gates, final layers included), so
+each block really changes its input: replacing one by the identity moves the output by far more
+than 1e-3. SD3's ``pos_embed`` buffer gets ComfyUI's 2-D sincos table.
+
+Conditioning follows ComfyUI's CONDITIONING format ``[[cross_attn, {extra keys}]]``; the extra keys
+are what each ``model_base.<Class>.extra_conds`` needs (``pooled_output`` for SD3/Flux/HunyuanVideo/
+HiDream, ``conditioning_llama3`` for HiDream, ``attention_mask`` for LTXV, whose forward requires it).
+A "prompt" is a seeded random tensor; ``batch`` rows are ``batch`` different prompts.
+
+Choices worth knowing:
+- ``flux`` has the guidance embedding ON (Flux.1-dev, the config ``supported_models.Flux`` matches);
+  ``model_base.Flux`` feeds the same ``guidance`` (3.5) to positive and negative, so CFG acts
+  through the different text; ``hunyuan_video`` likewise (guidance 6.0). ``chroma`` has none.
+- ``qwen_image`` is an image model whose latent format (Wan21) is 3-D: ``empty_latent`` gives the
+  ``[B, 16, 1, H, W]`` shape that ``fix_empty_latent_channels`` would make of a 4-D empty latent,
+  so the sampled output has the same shape as the input.
+- ``lumina2`` uses 3 refiner layers (real Lumina 2 has 2) so that every block list has >= 3 entries.
+- ``sd15`` is an SD1.5-style UNet (``supported_models.SD15``, eps prediction) with 7
+  BasicTransformerBlocks in 7 SpatialTransformers; its "block list" is those BasicTransformerBlocks.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+from dataclasses import dataclass, field
+
+import comfy.model_management  # callers must have run comfy_env.bootstrap() first (--cpu)
+import comfy.model_patcher
+import comfy.supported_models
+import torch
+
+ARCHS: tuple[str, ...] = (
+    "sd3", "flux", "chroma", "wan21", "qwen_image", "hunyuan_video",
+    "ltxv", "lumina2", "hidream", "cosmos_predict2", "sd15",
+)
+VIDEO_ARCHS: frozenset[str] = frozenset({"wan21", "hunyuan_video", "ltxv", "cosmos_predict2"})
+
+NEGATIVE_SEED_OFFSET = 10_000  # build(): negative prompt = conditioning(arch, seed + this)
+CTX_TOKENS = 8                 # text tokens per prompt
+CPU = torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class _Spec:
+    config: str                 # class name in comfy.supported_models
+    unet_config: dict
+    latent: tuple               # latent shape without the batch dim
+    ctx_dim: int                # cross_attn feature size
+    extras: dict = field(default_factory=dict)  # cond key -> shape without batch, "mask" or None
+    block_lists: tuple = ()     # attribute names of the diffusion model's block lists
+
+
+def _sd3_config(depth: int = 3) -> dict:
+    hidden = 64 * depth  # MMDiT hard-codes hidden = 64 * depth, heads = depth
+    return dict(
+        in_channels=16, out_channels=16, patch_size=2, depth=depth, input_size=None, adm_in_channels=32,
+        context_embedder_config={"target": "torch.nn.Linear",
+                                 "params": {"in_features": 32, "out_features": hidden}},
+        num_patches=256, pos_embed_max_size=16,  # latents up to 32x32
+        pos_embed_scaling_factor=None, x_block_self_attn_layers=[],
+    )
+
+
+_FLUX_COMMON = dict(
+    in_channels=16, out_channels=16, hidden_size=64, num_heads=2, mlp_ratio=4.0, depth=3,
+    depth_single_blocks=3, axes_dim=[8, 12, 12], theta=10000, patch_size=2, qkv_bias=True, context_in_dim=32,
+)
+_IMAGE, _VIDEO = (16, 8, 8), (16, 2, 8, 8)  # latent shapes without the batch dim
+_POOLED = {"pooled_output": (32,)}
+
+SPECS: dict[str, _Spec] = {
+    "sd3": _Spec("SD3", _sd3_config(), _IMAGE, 32, _POOLED, ("joint_blocks",)),
+    "flux": _Spec(
+        "Flux", dict(image_model="flux", **_FLUX_COMMON, vec_in_dim=32, guidance_embed=True),
+        _IMAGE, 32, _POOLED, ("double_blocks", "single_blocks")),
+    "chroma": _Spec(
+        "Chroma", dict(_FLUX_COMMON, image_model="chroma", in_channels=64, out_channels=64,
+                       in_dim=64, out_dim=64, hidden_dim=32, n_layers=2),
+        _IMAGE, 32, {"pooled_output": None}, ("double_blocks", "single_blocks")),
+    "wan21": _Spec(
+        "WAN21_T2V", dict(image_model="wan2.1", model_type="t2v", dim=64, ffn_dim=128, num_heads=2,
+                          num_layers=3, in_dim=16, out_dim=16, text_dim=32, freq_dim=64, patch_size=(1, 2, 2),
+                          window_size=(-1, -1), qk_norm=True, cross_attn_norm=True, eps=1e-6),
+        _VIDEO, 32, {}, ("blocks",)),
+    "qwen_image": _Spec(
+        "QwenImage", dict(image_model="qwen_image", in_channels=64, out_channels=16, num_layers=3,
+                          attention_head_dim=32, num_attention_heads=2, joint_attention_dim=32,
+                          axes_dims_rope=(8, 12, 12)),
+        (16, 1, 8, 8), 32, {}, ("transformer_blocks",)),
+    "hunyuan_video": _Spec(
+        "HunyuanVideo", dict(_FLUX_COMMON, image_model="hunyuan_video", patch_size=[1, 2, 2], theta=256,
+                             vec_in_dim=32, guidance_embed=True, byt5=False, meanflow=False,
+                             use_cond_type_embedding=False, vision_in_dim=None),
+        _VIDEO, 32, _POOLED, ("double_blocks", "single_blocks")),
+    "ltxv": _Spec(
+        "LTXV", dict(image_model="ltxv", in_channels=128, num_layers=3, attention_head_dim=32,
+                     num_attention_heads=2, cross_attention_dim=64, caption_channels=32),
+        (128, 2, 4, 4), 32, {"attention_mask": "mask"}, ("transformer_blocks",)),
+    "lumina2": _Spec(
+        "Lumina2", dict(image_model="lumina2", patch_size=2, in_channels=16, dim=64, cap_feat_dim=32,
+                        n_layers=3, n_refiner_layers=3, n_heads=2, n_kv_heads=2, multiple_of=16,
+                        ffn_dim_multiplier=4.0, qk_norm=True, axes_dims=[8, 12, 12], axes_lens=[300, 64, 64],
+                        rope_theta=10000.0),
+        _IMAGE, 32, {}, ("layers", "noise_refiner", "context_refiner")),
+    "hidream": _Spec(
+        "HiDream", dict(image_model="hidream", patch_size=2, in_channels=16, out_channels=16, num_layers=3,
+                        num_single_layers=3, attention_head_dim=32, num_attention_heads=2,
+                        caption_channels=[32, 32], text_emb_dim=32, num_routed_experts=4,
+                        num_activated_experts=2, axes_dims_rope=[8, 12, 12], max_resolution=[64, 64],
+                        llama_layers=[0, 1, 2, 3, 3, 3]),  # one llama layer per block, 4 layers given
+        _IMAGE, 32, {**_POOLED, "conditioning_llama3": (4, CTX_TOKENS, 32)},
+        ("double_stream_blocks", "single_stream_blocks")),
+    "cosmos_predict2": _Spec(
+        "CosmosT2IPredict2", dict(
+            image_model="cosmos_predict2", max_img_h=64, max_img_w=64, max_frames=16, in_channels=16,
+            out_channels=16, patch_spatial=2, patch_temporal=1, concat_padding_mask=True, model_channels=64,
+            num_blocks=3, num_heads=2, crossattn_emb_channels=32, pos_emb_cls="rope3d",
+            pos_emb_learnable=True, pos_emb_interpolation="crop", use_adaln_lora=True, adaln_lora_dim=16,
+            extra_per_block_abs_pos_emb=False, rope_h_extrapolation_ratio=4.0, rope_w_extrapolation_ratio=4.0,
+            rope_t_extrapolation_ratio=1.0, rope_enable_fps_modulation=False),
+        _VIDEO, 32, {}, ("blocks",)),
+    "sd15": _Spec(
+        "SD15", dict(use_checkpoint=False, image_size=32, use_spatial_transformer=True, legacy=False,
+                     adm_in_channels=None, in_channels=4, out_channels=4, model_channels=32,
+                     num_res_blocks=[1, 1], channel_mult=[1, 2], transformer_depth=[1, 1],
+                     transformer_depth_output=[1, 1, 1, 1], transformer_depth_middle=1,
+                     use_linear_in_transformer=False, context_dim=32,
+                     use_temporal_resblock=False, use_temporal_attention=False),
+        (4, 8, 8), 32, {}, ("transformer_blocks",)),  # its BasicTransformerBlocks, see block_lists()
+}
+
+
+@dataclass
+class TinyCase:
+    arch: str
+    patcher: "comfy.model_patcher.ModelPatcher"
+    positive: list   # CONDITIONING
+    negative: list   # CONDITIONING
+    latent: torch.Tensor  # zeros, batch 1
+
+
+def _spec(arch: str) -> _Spec:
+    try:
+        return SPECS[arch]
+    except KeyError:
+        raise ValueError(f"unknown arch {arch!r}; expected one of {ARCHS}") from None
+
+
+def _model_config(arch: str, unet_config: dict | None = None):
+    spec = _spec(arch)
+    cfg = getattr(comfy.supported_models, spec.config)(unet_config or spec.unet_config)
+    cfg.set_inference_dtype(torch.float32, None)
+    return cfg
+
+
+def _init_weights(module: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    """A deterministic state dict for ``module`` (see the module docstring for the rules)."""
+    gen = torch.Generator().manual_seed(seed)
+    params = {name for name, _ in module.named_parameters()}
+    sd = {}
+    for name, t in module.state_dict().items():
+        if name == "pos_embed" and t.ndim == 3:  # SD3's fixed sincos table [1, N, hidden] (a buffer)
+            from comfy.ldm.modules.diffusionmodules.mmdit import get_2d_sincos_pos_embed_torch
+            side = math.isqrt(t.shape[1])
+            sd[name] = get_2d_sincos_pos_embed_torch(t.shape[2], side, side).reshape(t.shape).to(t.dtype)
+        elif name not in params or not t.is_floating_point():  # other buffers keep their values
+            sd[name] = t.clone()
+        elif t.ndim >= 2:
+            sd[name] = (torch.randn(t.shape, generator=gen) / math.sqrt(t[0].numel())).to(t.dtype)
+        elif name.endswith("bias"):
+            sd[name] = torch.zeros_like(t)
+        else:  # norm weights / scales
+            sd[name] = torch.ones_like(t)
+        if sd[name].is_floating_point() and not torch.isfinite(sd[name]).all():
+            raise RuntimeError(f"uninitialised buffer {name} in {type(module).__name__}")
+    return sd
+
+
+_STATE_CACHE: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
+
+
+def _model(arch: str, seed: int):
+    """A fresh ``model_base.BaseModel`` subclass instance with seeded weights."""
+    model = _model_config(arch).get_model({}, device=CPU)
+    dm = model.diffusion_model
+    key = (arch, seed)
+    if key not in _STATE_CACHE:
+        _STATE_CACHE[key] = _init_weights(dm, seed)
+    dm.load_state_dict(_STATE_CACHE[key], strict=True)
+    return model
+
+
+def _patcher(model) -> "comfy.model_patcher.ModelPatcher":
+    return comfy.model_patcher.ModelPatcher(model, load_device=CPU, offload_device=CPU)
+
+
+def conditioning(arch: str, seed: int, batch: int = 1) -> list:
+    """A CONDITIONING for ``batch`` different random "prompts" (deterministic in ``seed``)."""
+    spec = _spec(arch)
+    gen = torch.Generator().manual_seed(seed)
+    cross_attn = torch.randn((batch, CTX_TOKENS, spec.ctx_dim), generator=gen)
+    extras = {}
+    for key, shape in spec.extras.items():
+        if shape is None:  # e.g. Chroma's T5 encoder gives no pooled output, and says so
+            extras[key] = None
+        elif shape == "mask":
+            extras[key] = torch.ones((batch, CTX_TOKENS), dtype=torch.long)
+        else:
+            extras[key] = torch.randn((batch, *shape), generator=gen)
+    return [[cross_attn, extras]]
+
+
+def empty_latent(arch: str, batch: int = 1) -> torch.Tensor:
+    return torch.zeros((batch, *_spec(arch).latent))
+
+
+def build(arch: str, seed: int = 0) -> TinyCase:
+    """A fresh tiny model of ``arch`` (weights from ``seed``) with a positive and a negative prompt."""
+    return TinyCase(
+        arch=arch,
+        patcher=_patcher(_model(arch, seed)),
+        positive=conditioning(arch, seed),
+        negative=conditioning(arch, seed + NEGATIVE_SEED_OFFSET),
+        latent=empty_latent(arch),
+    )
+
+
+def block_lists(arch: str, diffusion_model: torch.nn.Module) -> dict[str, list[torch.nn.Module]]:
+    """The block lists of a tiny model's ``diffusion_model``, by name (SD1.5: its BasicTransformerBlocks)."""
+    if arch == "sd15":
+        from comfy.ldm.modules.attention import BasicTransformerBlock
+        blocks = [m for m in diffusion_model.modules() if isinstance(m, BasicTransformerBlock)]
+        return {"transformer_blocks": blocks}
+    return {name: list(getattr(diffusion_model, name)) for name in _spec(arch).block_lists}
+
+
+def predict(case: TinyCase, x: torch.Tensor, sigma: float, conditioning: list | None = None,
+            model_options: dict | None = None) -> torch.Tensor:
+    """One denoised (x0) prediction, no sampling loop: ``process_conds`` + ``calc_cond_batch``, as a
+    guider's ``predict_noise`` does. ``conditioning`` defaults to the case's positive prompt and
+    ``model_options`` to the patcher's; the patcher is loaded (weight patches applied) first."""
+    import comfy.sampler_helpers
+    import comfy.samplers
+
+    model = case.patcher.model
+    cond = case.positive if conditioning is None else conditioning
+    conds = {"positive": comfy.sampler_helpers.convert_cond(cond)}
+    conds = comfy.samplers.process_conds(model, x, conds, CPU, latent_image=torch.zeros_like(x), seed=0)
+    options = case.patcher.model_options if model_options is None else model_options
+    sigmas = torch.full((x.shape[0],), float(sigma))
+    comfy.model_management.load_models_gpu([case.patcher])  # applies the patcher's weight patches
+    case.patcher.pre_run()
+    try:
+        with torch.no_grad():
+            (out,) = comfy.samplers.calc_cond_batch(model, [conds["positive"]], x, sigmas, options)
+    finally:
+        case.patcher.cleanup()
+    return out
+
+
+def write_tiny_sd3_checkpoint(path, seed: int = 0, depth: int = 3) -> pathlib.Path:
+    """Writes a tiny SD3 (MMDiT) ``.safetensors`` that ``comfy.sd.load_diffusion_model`` detects as SD3.
+
+    in_channels 16, hidden 64 * depth, depth heads (ComfyUI's MMDiT rule); unprefixed keys.
+    """
+    import comfy.utils
+
+    if depth < 3:
+        raise ValueError("depth must be >= 3")
+    path = pathlib.Path(path)
+    model = _model_config("sd3", _sd3_config(depth)).get_model({}, device=CPU)
+    sd = _init_weights(model.diffusion_model, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    comfy.utils.save_torch_file({k: v.contiguous() for k, v in sd.items()}, str(path))
+    return path
+
+
+def sample(case: TinyCase, guider, *, sampler_name: str = "euler", steps: int = 10, seed: int = 0,
+           latent: torch.Tensor | dict | None = None, scheduler: str = "simple",
+           denoise: float = 1.0, sigmas: torch.Tensor | None = None) -> torch.Tensor:
+    """Samples exactly as a stock graph does: RandomNoise + KSamplerSelect + BasicScheduler (on the
+    guider's model) into the real ``SamplerCustomAdvanced`` node. Returns the output latent.
+
+    ``latent`` may be a LATENT dict (with ``batch_index`` or ``noise_mask``, as ComfyUI's nodes make
+    them); ``sigmas`` replaces the scheduler (e.g. one half of a split schedule)."""
+    from comfy_extras.nodes_custom_sampler import (
+        BasicScheduler,
+        KSamplerSelect,
+        RandomNoise,
+        SamplerCustomAdvanced,
+    )
+
+    if sigmas is None:
+        sigmas = BasicScheduler.execute(
+            model=guider.model_patcher, scheduler=scheduler, steps=steps, denoise=denoise).result[0]
+    noise = RandomNoise.execute(noise_seed=seed).result[0]
+    sampler = KSamplerSelect.execute(sampler_name=sampler_name).result[0]
+    latent = case.latent if latent is None else latent
+    latent = latent if isinstance(latent, dict) else {"samples": latent}
+    out = SamplerCustomAdvanced.execute(noise=noise, guider=guider, sampler=sampler, sigmas=sigmas,
+                                        latent_image=latent)
+    return out.result[0]["samples"]
