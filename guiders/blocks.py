@@ -118,9 +118,10 @@ def architecture_of(diffusion_model: torch.nn.Module) -> Architecture:
     for arch in ARCHITECTURES:
         if isinstance(diffusion_model, arch.model_class):
             return arch
+    cls = type(diffusion_model)
     raise UnsupportedModelError(
-        f"S²-Guidance cannot drop blocks of {type(diffusion_model).__name__}: it supports "
-        f"{supported_labels()}. RAAG works on any model."
+        f"S²-Guidance does not support this model ({cls.__module__}.{cls.__qualname__}). Supported "
+        f"architectures: {supported_labels()}. RAAG works on any model."
     )
 
 

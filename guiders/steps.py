@@ -2,9 +2,12 @@
 a tensor on the device (no host synchronisation per step).
 
 The schedule is taken once per run from the sigmas handed to ``sample()`` (a CPU tensor in ComfyUI
-graphs). The current step advances with the sampler's per-step callback, the same signal ComfyUI's
-progress bar and previews use: calls made before the callback of step i belong to step i, so the two
-calls of a heun step share one step (and one S² mask).
+graphs). The current step advances with the sampler's per-step callback, the signal ComfyUI's progress
+bar and previews use: a call made after the callback of step i belongs to step i + 1. For one-call
+samplers (euler, dpmpp_2m, uni_pc...) that is the step being taken; heun-like samplers report step i
+between their two calls, so the second call, evaluated at sigma_(i+1), counts towards step i + 1.
+Either way a call's step is the schedule position of the sigma it evaluates, which is what the step
+windows and S²'s per-step masks are defined on.
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ ARCHS: tuple[str, ...] = (
     "sd3", "flux", "chroma", "wan21", "qwen_image", "hunyuan_video",
     "ltxv", "lumina2", "hidream", "cosmos_predict2", "sd15",
 )
+UNSUPPORTED_ARCH = "auraflow"  # built like the others, but no S² block table entry exists for it
 VIDEO_ARCHS: frozenset[str] = frozenset({"wan21", "hunyuan_video", "ltxv", "cosmos_predict2"})
 
 NEGATIVE_SEED_OFFSET = 10_000  # build(): negative prompt = conditioning(arch, seed + this)
@@ -137,6 +138,11 @@ SPECS: dict[str, _Spec] = {
                      use_linear_in_transformer=False, context_dim=32,
                      use_temporal_resblock=False, use_temporal_attention=False),
         (4, 8, 8), 32, {}, ("transformer_blocks",)),  # its BasicTransformerBlocks, see block_lists()
+    # Not in ARCHS: a real ComfyUI architecture that S²-Guidance does not list (AuraFlow's MMDiT).
+    UNSUPPORTED_ARCH: _Spec(
+        "AuraFlow", dict(cond_seq_dim=32, in_channels=4, out_channels=4, patch_size=2, dim=64, n_layers=4,
+                         n_double_layers=2, n_heads=2, global_conddim=64, max_seq=64),
+        (4, 8, 8), 32, {}, ("double_layers", "single_layers")),
 }
 
 

@@ -1,0 +1,238 @@
+"""The S² and RAAG + S² guiders on real ComfyUI sampling (tiny models of every architecture)."""
+
+from __future__ import annotations
+
+import comfy.model_management
+import comfy.patcher_extension
+import pytest
+import tiny_models as tm
+import torch
+from comfy_extras.nodes_cfg import CFGZeroStar
+from comfy_extras.nodes_slg import SkipLayerGuidanceDiT
+from raag_s2_guidance.guiders import S2Config, UnsupportedModelError
+from raag_s2_guidance.guiders.raag import raag_scale
+from raag_s2_guidance.nodes.s2 import S2GuiderNode
+from support import (
+    HookRecorder,
+    ModelCalls,
+    block_modules,
+    cfg_guider,
+    forward_overrides,
+    raag_guider,
+    raag_s2_guider,
+    s2_guider,
+)
+
+STEPS = 4
+
+
+@pytest.mark.parametrize("arch", tm.ARCHS)
+def test_subnetwork_pass_really_drops_the_chosen_blocks(arch):
+    case = tm.build(arch)
+    with ModelCalls(case.patcher) as probe:
+        guider = s2_guider(case, patcher=probe.patcher, drop_ratio=0.4)
+        out = tm.sample(case, guider, steps=STEPS)
+        calls = probe.calls
+    every_block = set(block_modules(case.patcher))
+    # per step: the batched cond + uncond pass of CFGGuider, then one conditional sub-network pass
+    assert [(c["rows"], c["dropped"] is not None) for c in calls] == [(2, False), (1, True)] * STEPS
+    dropped_per_step = [tuple(tuple(d) for d in r["dropped"]) for r in guider.trace.rows()]
+    for full, sub, dropped in zip(calls[0::2], calls[1::2], dropped_per_step):
+        assert full["ran"] == every_block
+        assert tuple(sub["dropped"]) == dropped and len(dropped) >= 1
+        assert sub["ran"] == every_block - set(dropped), "a dropped block ran, or a kept block did not"
+        assert not any(i == 0 for _, i in dropped), "the first block of a stack must never be dropped"
+    assert torch.isfinite(out).all()
+    assert not torch.allclose(out, tm.sample(case, cfg_guider(case, 5.0), steps=STEPS))
+    assert forward_overrides(case.patcher) == []
+
+
+@pytest.mark.parametrize("arch", tm.ARCHS)
+def test_omega_zero_is_cfg_guider_bit_for_bit_without_an_extra_pass(arch):
+    case = tm.build(arch)
+    with ModelCalls(case.patcher, watch_blocks=False) as probe:
+        ours = tm.sample(case, s2_guider(case, patcher=probe.patcher, omega=0.0), steps=STEPS)
+        assert all(c["dropped"] is None for c in probe.calls) and len(probe.calls) == STEPS
+    assert torch.equal(ours, tm.sample(case, cfg_guider(case, 5.0), steps=STEPS))
+
+
+def test_no_dropped_block_gives_the_full_model():
+    case = tm.build("flux")
+    with ModelCalls(case.patcher) as probe:
+        guider = s2_guider(case, patcher=probe.patcher, drop_ratio=0.01, min_dropped=0)
+        tm.sample(case, guider, steps=STEPS)
+    subs = [c for c in probe.calls if c["dropped"] is not None]
+    fulls = [c for c in probe.calls if c["dropped"] is None]
+    assert len(subs) == STEPS and all(c["dropped"] == () for c in subs)
+    for full, sub in zip(fulls, subs):
+        cond = full["output"][full["cond_or_uncond"].index(0)]
+        assert torch.allclose(sub["output"][0], cond, atol=1e-5)  # D_sub == D_c (batched vs single pass)
+    assert all(r["deviation"][0] < 1e-4 for r in guider.trace.rows())
+
+
+@pytest.mark.parametrize("arch", ["sd3", "lumina2"])  # dit patch, forward override
+def test_output_is_eq4_from_the_three_recorded_passes(arch):
+    case = tm.build(arch)
+    rec = HookRecorder(case.patcher)
+    with ModelCalls(rec.patcher, watch_blocks=False) as probe:
+        tm.sample(case, s2_guider(case, patcher=probe.patcher, cfg=4.0, omega=0.5), steps=STEPS)
+    subs = [c["output"] for c in probe.calls if c["dropped"] is not None]
+    assert len(subs) == len(rec.pre) == len(rec.post) == STEPS
+    for pre, post, sub in zip(rec.pre, rec.post, subs):
+        c, u = pre["cond"], pre["uncond"]
+        expected = u + 4.0 * (c - u) - 0.5 * (sub - c)
+        assert torch.allclose(post["denoised"], expected, atol=1e-6, rtol=1e-6)
+
+
+def test_raag_s2_uses_the_raag_scale_as_lambda():
+    case = tm.build("sd3")
+    rec = HookRecorder(case.patcher)
+    with ModelCalls(rec.patcher, watch_blocks=False) as probe:
+        guider = raag_s2_guider(case, patcher=probe.patcher, raag={"alpha": 2.0}, omega=0.3)
+        tm.sample(case, guider, steps=STEPS)
+    subs = [c["output"] for c in probe.calls if c["dropped"] is not None]
+    rows = guider.trace.rows()
+    for pre, post, sub, row in zip(rec.pre, rec.post, subs, rows):
+        c, u, x = pre["cond"], pre["uncond"], pre["x"]
+        rho = torch.linalg.vector_norm(c - u) / torch.linalg.vector_norm(x - u)
+        w = raag_scale(rho.view(1), 18.0, 2.0)
+        assert row["w"][0] == pytest.approx(w.item(), rel=1e-5)
+        expected = u + w.item() * (c - u) - 0.3 * (sub - c)
+        assert torch.allclose(post["denoised"], expected, atol=1e-5, rtol=1e-5)
+    assert len({round(r["w"][0], 4) for r in rows}) > 1  # lambda really changes per step
+
+
+def test_window_limits_the_extra_pass_to_its_steps():
+    case = tm.build("wan21")
+    steps, window = 10, (0.3, 0.7)
+    ms = case.patcher.get_model_object("model_sampling")
+    high, low = ms.percent_to_sigma(window[0]), ms.percent_to_sigma(window[1])
+    with ModelCalls(case.patcher, watch_blocks=False) as probe:
+        guider = s2_guider(case, patcher=probe.patcher, window=window)
+        tm.sample(case, guider, steps=steps)
+    schedule = guider._run.clock.sigmas
+    expected = [high >= s >= low for s in schedule[:steps]]
+    assert 0 < sum(expected) < steps
+    per_step = []
+    for call in probe.calls:
+        if call["dropped"] is None:
+            per_step.append([call["rows"]])
+        else:
+            per_step[-1].append(call["rows"])
+    # inside: CFGGuider's cond + uncond pass plus one conditional pass; outside: exactly CFGGuider's
+    assert per_step == [[2, 1] if inside else [2] for inside in expected]
+
+
+def test_same_seed_same_image_different_seed_different_masks():
+    case = tm.build("flux")
+
+    def run(seed):
+        guider = s2_guider(case, drop_ratio=0.3)
+        return tm.sample(case, guider, steps=8, seed=seed), [tuple(map(tuple, r["dropped"])) for r in
+                                                              guider.trace.rows()]
+
+    (a, masks_a), (b, masks_b), (_, masks_c) = run(3), run(3), run(4)
+    assert torch.equal(a, b) and masks_a == masks_b
+    assert masks_a != masks_c
+    assert len(set(masks_a)) > 1  # a fresh mask each step
+
+
+@pytest.mark.parametrize("arch", ["sd3", "lumina2", "sd15"])
+@pytest.mark.parametrize("failure", ["exception", "interrupt"])
+def test_no_leftovers_after_a_failure_inside_the_extra_pass(arch, failure):
+    """The failure is raised from inside the model (a block that always runs), while S²'s blocks are
+    dropped, so the restore code really has something to restore."""
+    case = tm.build(arch)
+    options_before = repr(case.patcher.model_options)
+    state = {"in_subnetwork": False, "overrides_seen": None}
+
+    def mark_pass(executor, *args, **kwargs):
+        state["in_subnetwork"] = bool(args[5].get("raag_s2_subnetwork"))
+        return executor(*args, **kwargs)
+
+    def fail(module, args):
+        if state["in_subnetwork"]:
+            state["overrides_seen"] = forward_overrides(case.patcher)
+            if failure == "interrupt":
+                comfy.model_management.interrupt_current_processing(True)
+                comfy.model_management.throw_exception_if_processing_interrupted()
+            raise RuntimeError("boom inside the sub-network pass")
+
+    first_block = next(iter(block_modules(case.patcher).values()))  # never dropped
+    leaf = next(m for m in first_block.modules() if not list(m.children()))
+    handle = leaf.register_forward_pre_hook(fail)
+    marked = case.patcher.clone()
+    marked.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test-mark", mark_pass)
+    guider = s2_guider(case, patcher=marked)
+    expected = comfy.model_management.InterruptProcessingException if failure == "interrupt" else RuntimeError
+    try:
+        with pytest.raises(expected):
+            tm.sample(case, guider, steps=STEPS)
+    finally:
+        handle.remove()
+    if arch != "sd3":  # forward overrides were in place when it failed (sd3 uses ComfyUI's dit patches)
+        assert state["overrides_seen"]
+    assert forward_overrides(case.patcher) == []
+    assert repr(case.patcher.model_options) == options_before
+    # the same guider object's next run equals a fresh guider's run
+    again = tm.sample(case, guider, steps=STEPS)
+    assert torch.equal(again, tm.sample(case, s2_guider(case), steps=STEPS))
+
+
+def test_patcher_options_unchanged_after_a_normal_run():
+    case = tm.build("hidream")
+    before = repr(case.patcher.model_options)
+    tm.sample(case, s2_guider(case), steps=STEPS)
+    assert repr(case.patcher.model_options) == before and forward_overrides(case.patcher) == []
+
+
+@pytest.mark.parametrize("sampler", ["euler", "heun", "dpmpp_2m", "euler_cfg_pp"])
+def test_samplers(sampler):
+    case = tm.build("sd3")
+    guider = s2_guider(case)
+    out = tm.sample(case, guider, sampler_name=sampler, steps=6)
+    assert torch.isfinite(out).all()
+    assert all(r["dropped"] for r in guider.trace.rows())
+
+
+def test_with_cfg_zero_star_and_skip_layer_guidance_on_the_model():
+    case = tm.build("sd3")
+    patched = CFGZeroStar.execute(case.patcher).result[0]
+    patched = SkipLayerGuidanceDiT.execute(patched, scale=3.0, start_percent=0.0, end_percent=1.0,
+                                           double_layers="1", single_layers="", rescaling_scale=0.0).result[0]
+    with ModelCalls(patched, watch_blocks=False) as probe:
+        out = tm.sample(case, s2_guider(case, patcher=probe.patcher), steps=STEPS)
+    assert torch.isfinite(out).all()
+    assert not torch.allclose(out, tm.sample(case, s2_guider(case), steps=STEPS))
+    # per step: cond + uncond, S²'s sub-network pass, then SLG's own conditional pass (a post-cfg hook)
+    assert [(c["rows"], c["dropped"] is not None) for c in probe.calls] == [(2, False), (1, True), (1, False)] * STEPS
+
+
+def test_unsupported_model_gets_a_clear_error_and_raag_still_works():
+    case = tm.build(tm.UNSUPPORTED_ARCH)
+    with pytest.raises(UnsupportedModelError) as err:
+        s2_guider(case)
+    message = str(err.value)
+    assert "comfy.ldm.aura.mmdit.MMDiT" in message
+    for label in ("SD3", "Flux", "Wan", "Qwen-Image", "HunyuanVideo", "LTXV", "Lumina", "HiDream", "Cosmos", "UNet"):
+        assert label in message
+    assert torch.isfinite(tm.sample(case, raag_guider(case), steps=STEPS)).all()
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"omega": -0.1}, "omega must be in [0, 10], got -0.1"),
+    ({"drop_ratio": 0.0}, "drop_ratio must be in (0, 1), got 0"),
+    ({"drop_ratio": 1.0}, "drop_ratio must be in (0, 1), got 1"),
+])
+def test_bad_settings_name_the_input_and_range(kwargs, message):
+    with pytest.raises(ValueError) as err:
+        S2Config(**kwargs)
+    assert message in str(err.value)
+
+
+def test_empty_window_is_rejected_by_the_node():
+    assert "would be empty" in S2GuiderNode.validate_inputs(start_percent=0.5, end_percent=0.5)
+    case = tm.build("sd3")
+    with pytest.raises(ValueError, match="would be empty"):
+        S2GuiderNode.execute(model=case.patcher, positive=case.positive, negative=case.negative, cfg=5.0,
+                             omega=0.25, drop_ratio=0.1, start_percent=0.4, end_percent=0.4)
