@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from graphs import SAVE, build_graph, cfg_guider
+from comfy_server import PromptRejected
+from graphs import SAVE, build_graph, cfg_guider, guider
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.e2e
@@ -32,3 +33,73 @@ def test_tiny_sd3_graph_with_cfg_guider(comfy_server):
     latent = load_file(str(file))["latent_tensor"]
     assert list(latent.shape) == [1, 16, 8, 8]
     assert torch.isfinite(latent).all()
+
+
+RAAG = {"w_max": 18.0, "alpha": 12.0, "ratio_mode": "per_sample", "start_percent": 0.0, "end_percent": 1.0}
+S2 = {"omega": 0.25, "drop_ratio": 0.1, "start_percent": 0.0, "end_percent": 1.0}
+OUR_GUIDERS = {
+    "RAAGS2Guidance_RAAGGuider": {**RAAG, "cfg": 5.0},
+    "RAAGS2Guidance_S2Guider": {**S2, "cfg": 7.5},
+    "RAAGS2Guidance_RAAGS2Guider": {**RAAG, **S2},
+}
+
+
+def test_pack_is_loaded_from_outside_the_comfyui_folder(comfy_server):
+    imports = {Path(path).name: ok for path, ok in comfy_server.custom_node_imports().items()}
+    assert imports.get("raag_s2_guidance") is True, comfy_server.log_tail()
+    info = comfy_server.object_info()
+    for node_id in [*OUR_GUIDERS, "RAAGS2Guidance_TracePlot"]:
+        assert info[node_id]["category"] == "sampling/custom_sampling/guiders"
+
+
+@pytest.mark.parametrize("node_id", list(OUR_GUIDERS))
+def test_our_guider_node_through_the_server(comfy_server, node_id):
+    graph = build_graph(guider(node_id, **OUR_GUIDERS[node_id]), filename_prefix=f"latents/{node_id}")
+    graph["plot"] = {"class_type": "RAAGS2Guidance_TracePlot", "inputs": {"guider": ["guider", 0],
+                                                                         "latent": ["sample", 0]}}
+    graph["preview"] = {"class_type": "PreviewImage", "inputs": {"images": ["plot", 0]}}
+    entry = comfy_server.run(graph, timeout=180)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"]["messages"], indent=1)
+    latent = load_file(str(comfy_server.output_file(entry["outputs"][SAVE]["latents"][0])))["latent_tensor"]
+    assert list(latent.shape) == [1, 16, 8, 8] and torch.isfinite(latent).all()
+    assert len(entry["outputs"]["preview"]["images"]) == 1
+
+
+def _limits(info: dict, node_id: str) -> list[tuple[str, float, float]]:
+    required = info[node_id]["input"]["required"]
+    return [(name, spec[1]["min"], spec[1]["max"]) for name, spec in required.items()
+            if spec[0] == "FLOAT"]
+
+
+@pytest.mark.parametrize("node_id", list(OUR_GUIDERS))
+def test_every_number_out_of_range_is_rejected_naming_the_input(comfy_server, node_id):
+    limits = _limits(comfy_server.object_info(node_id), node_id)
+    assert len(limits) >= 4
+    for name, low, high in limits:
+        for bad in (low - 0.5, high + 0.5):
+            graph = build_graph(guider(node_id, **{**OUR_GUIDERS[node_id], name: bad}))
+            with pytest.raises(PromptRejected) as err:
+                comfy_server.post_prompt(graph)
+            errors = err.value.node_errors["guider"]["errors"]
+            named = [e for e in errors if e["extra_info"].get("input_name") == name]
+            assert named, f"{name}={bad}: {errors}"
+            text = " ".join(f"{e['message']} {e['details']}" for e in named)
+            assert f"{bad:g}" in text or str(bad) in text, text
+
+
+def test_window_with_start_after_end_is_rejected(comfy_server):
+    graph = build_graph(guider("RAAGS2Guidance_S2Guider", **{**OUR_GUIDERS["RAAGS2Guidance_S2Guider"],
+                                                           "start_percent": 0.7, "end_percent": 0.2}))
+    with pytest.raises(PromptRejected) as err:
+        comfy_server.post_prompt(graph)
+    details = " ".join(e["details"] for e in err.value.node_errors["guider"]["errors"])
+    assert "start_percent (0.7) must be below end_percent (0.2)" in details
+
+
+def test_missing_negative_is_rejected_naming_the_input(comfy_server):
+    graph = build_graph(guider("RAAGS2Guidance_RAAGGuider", **OUR_GUIDERS["RAAGS2Guidance_RAAGGuider"]))
+    del graph["guider"]["inputs"]["negative"]
+    with pytest.raises(PromptRejected) as err:
+        comfy_server.post_prompt(graph)
+    errors = err.value.node_errors["guider"]["errors"]
+    assert any(e["type"] == "required_input_missing" and e["details"] == "negative" for e in errors)
