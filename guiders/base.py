@@ -148,7 +148,7 @@ class GuidanceGuider(comfy.samplers.CFGGuider):
         dropped, deviation = (), None
         if s2_on:
             comfy.model_management.throw_exception_if_processing_interrupted()
-            dropped = draw_mask(run.eligible, self.s2.drop_ratio, run.seed, run.clock.step, self.s2.min_dropped)
+            dropped = draw_mask(run.eligible, self.s2.drop_ratio, run.seed, sigma, self.s2.min_dropped)
             sub_options = blocks.dropping_options(self._arch, model_options, dropped)
             (sub_pred,) = comfy.samplers.calc_cond_batch(self.inner_model, [positive], x, timestep, sub_options)
             correction = s2_term(cond_pred, sub_pred, self.s2.omega)

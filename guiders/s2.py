@@ -7,6 +7,7 @@ The weights sum to 1, so the same formula holds for x0, eps or velocity predicti
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 
 import torch
@@ -51,17 +52,20 @@ def dropped_count(eligible: int, ratio: float, minimum: int = 1) -> int:
 
 
 def draw_mask(
-    eligible: Sequence[tuple[str, int]], ratio: float, seed: int, step: int, minimum: int = 1
+    eligible: Sequence[tuple[str, int]], ratio: float, seed: int, step_sigma: float, minimum: int = 1
 ) -> tuple[tuple[str, int], ...]:
     """Picks the blocks to drop at one step, uniformly at random from ``eligible``.
 
-    The generator is seeded from the sampling seed and the step only (on the CPU, no device sync),
-    so the same seed gives the same masks and a different seed different ones.
+    The generator is seeded from the sampling seed and the step, on the CPU (no device sync). The
+    step is identified by its sigma in the schedule rather than its index, so a schedule split over
+    two samplers (split sigmas) draws the same masks as the whole schedule in one sampler. The same
+    seed gives the same masks; a different seed, different ones.
     """
     count = dropped_count(len(eligible), ratio, minimum)
     if count == 0:
         return ()
+    step_bits = struct.unpack("<Q", struct.pack("<d", float(step_sigma)))[0]
     generator = torch.Generator(device="cpu")
-    generator.manual_seed(_mix(int(seed), int(step), 0x5332))
+    generator.manual_seed(_mix(int(seed), step_bits, 0x5332))
     order = torch.randperm(len(eligible), generator=generator)[:count].tolist()
     return tuple(eligible[i] for i in sorted(order))

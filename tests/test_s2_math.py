@@ -43,19 +43,19 @@ def test_dropped_count_is_rounded_ratio_at_least_minimum(eligible, ratio, minimu
     assert dropped_count(eligible, ratio, minimum) == expected
 
 
-def test_masks_are_seeded_by_seed_and_step():
-    a = draw_mask(ELIGIBLE, 0.1, seed=42, step=3)
-    assert a == draw_mask(ELIGIBLE, 0.1, seed=42, step=3)
+def test_masks_are_seeded_by_seed_and_step_sigma():
+    a = draw_mask(ELIGIBLE, 0.1, seed=42, step_sigma=0.75)
+    assert a == draw_mask(ELIGIBLE, 0.1, seed=42, step_sigma=0.75)
     assert len(a) == 6 and len(set(a)) == 6 and set(a) <= set(ELIGIBLE)
     assert list(a) == sorted(a)
-    others = {draw_mask(ELIGIBLE, 0.1, seed=43, step=3), draw_mask(ELIGIBLE, 0.1, seed=42, step=4)}
+    others = {draw_mask(ELIGIBLE, 0.1, seed=43, step_sigma=0.75), draw_mask(ELIGIBLE, 0.1, seed=42, step_sigma=0.5)}
     assert a not in others
 
 
 def test_masks_are_uniform_over_eligible_blocks():
     counts = {b: 0 for b in ELIGIBLE}
     for step in range(2000):
-        for b in draw_mask(ELIGIBLE, 0.1, seed=7, step=step):
+        for b in draw_mask(ELIGIBLE, 0.1, seed=7, step_sigma=1 - step / 2000):
             counts[b] += 1
     expected = 2000 * 6 / len(ELIGIBLE)
     assert min(counts.values()) > 0.7 * expected and max(counts.values()) < 1.3 * expected
@@ -65,10 +65,10 @@ def test_masks_do_not_touch_the_global_rng():
     torch.manual_seed(0)
     before = torch.rand(1)
     torch.manual_seed(0)
-    draw_mask(ELIGIBLE, 0.1, seed=1, step=0)
+    draw_mask(ELIGIBLE, 0.1, seed=1, step_sigma=1.0)
     assert torch.equal(torch.rand(1), before)
 
 
 def test_empty_mask_only_when_minimum_is_zero():
-    assert draw_mask(ELIGIBLE, 0.001, seed=0, step=0, minimum=0) == ()
-    assert len(draw_mask(ELIGIBLE, 0.001, seed=0, step=0)) == 1
+    assert draw_mask(ELIGIBLE, 0.001, seed=0, step_sigma=1.0, minimum=0) == ()
+    assert len(draw_mask(ELIGIBLE, 0.001, seed=0, step_sigma=1.0)) == 1
