@@ -25,7 +25,8 @@ class RAAGGuiderNode(io.ComfyNode):
                 *raag_inputs(),
                 *window("RAAG", "plain CFG at cfg"),
                 number("cfg", 5.0, 0.1, "Plain CFG scale used outside RAAG's step window; no effect with the "
-                       "default window (the whole schedule)."),
+                       "default window (the whole schedule). Recommended: the model's usual CFG (SD3.5 4.5-7, "
+                       "Chroma 3.5-4, Qwen-Image 2.5-4, Wan 5-6)."),
             ],
             outputs=[io.Guider.Output(tooltip="Connect to SamplerCustomAdvanced's guider input.")],
         )

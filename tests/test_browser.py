@@ -1,0 +1,142 @@
+"""Every workflow of ``workflows/`` in the real ComfyUI frontend, in headless Chromium.
+
+One ComfyUI server (with the ``comfyui-frontend-package`` it pins) and one browser page for the file.
+Each workflow is fetched from the pack's template URL (what the template browser loads), loaded with
+``app.loadGraphData``, checked (no missing node type, no widget value outside its range or options, no
+value changed by the app, no overlapping nodes, no missing-model dialog), converted with the frontend's
+own ``app.graphToPrompt()`` and POSTed to ``/api/prompt``: the server's validation must accept it.
+Model files are zero-byte placeholders, so those prompts then fail in a loader, and only there;
+``demo_tiny.json`` (embedded model) runs to the end and must save an image.
+
+Screenshots: ``test-artifacts/browser/<workflow>.png``. Needs Chromium, playwright and the frontend
+package (``make browser-deps``, part of ``make test``); without them the file is skipped with the reason,
+except in CI (``CI=true``), where a missing browser is a failure: CI must run this test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import browser
+import pytest
+from comfy_env import PACK_NAME, REPO
+from comfy_server import ComfyServer
+
+pytestmark = pytest.mark.e2e
+
+MISSING = browser.missing_requirements()
+if MISSING and os.environ.get("CI") == "true":
+    pytest.fail(f"the browser test cannot run in CI: {MISSING}", pytrace=False)
+if MISSING:
+    pytest.skip(f"browser test skipped: {MISSING}", allow_module_level=True)
+
+WORKFLOWS = REPO / "workflows"
+FILES = sorted(WORKFLOWS.glob("*.json"))
+NAMES = [p.stem for p in FILES]
+DEMO = "demo_tiny"  # runs for real: no placeholders, and must end with an image
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+MODEL_WIDGETS = {"ckpt_name", "unet_name", "clip_name", "clip_name1", "clip_name2", "clip_name3", "vae_name",
+                 "lora_name"}
+FRONTEND_ONLY = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
+
+
+def placeholder_models(workflow: dict) -> set[tuple[str, str]]:
+    """(folder, file) of every model a workflow declares (``properties.models``, as ComfyUI's templates)."""
+    return {(m["directory"], m["name"]) for n in workflow["nodes"] for m in n.get("properties", {}).get("models", [])}
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory):
+    base = tmp_path_factory.mktemp("browser")
+    server = ComfyServer(base, frontend=True)
+    for path in FILES:
+        if path.stem != DEMO:
+            for folder, name in placeholder_models(json.loads(path.read_text(encoding="utf-8"))):
+                server.model_path(folder, name).parent.mkdir(parents=True, exist_ok=True)
+                server.model_path(folder, name).write_bytes(b"")  # zero bytes: validation only
+    browser.write_settings(base / "user")
+    with server, browser.chromium(base / "chromium-profile") as context:
+        app = browser.ComfyApp(context.new_page(), server.url).open()
+        yield server, app
+
+
+def test_frontend_lists_every_workflow_as_a_template(ui):
+    _, app = ui
+    templates = app.fetch_json("api/workflow_templates")
+    assert sorted(templates.get(PACK_NAME, [])) == sorted(NAMES), templates
+
+
+def test_frontend_gets_the_pack_nodes_and_translations(ui):
+    _, app = ui
+    from raag_s2_guidance.nodes import NODES
+
+    ids = [cls.define_schema().node_id for cls in NODES]
+    registered = set(app.registered_node_types())
+    assert set(ids) <= registered, set(ids) - registered
+    served = app.fetch_json("api/i18n")["en"]["nodeDefs"]
+    on_disk = json.loads((REPO / "locales" / "en" / "nodeDefs.json").read_text(encoding="utf-8"))
+    assert {i: served.get(i) for i in ids} == {i: on_disk[i] for i in ids}
+
+
+def test_checks_catch_a_broken_workflow(ui):
+    """The checks below can fail: a missing node type and an out-of-range value are reported."""
+    _, app = ui
+    workflow = json.loads((WORKFLOWS / "raag_sd35.json").read_text(encoding="utf-8"))
+    bad = next(n for n in workflow["nodes"] if n["type"] not in FRONTEND_ONLY and n.get("widgets_values"))
+    ghost = next(n for n in workflow["nodes"] if n is not bad and n["type"] not in FRONTEND_ONLY)
+    ghost["type"] = "RAAGS2Guidance_NoSuchNode"
+    report = app.load_workflow(workflow, "broken")
+    assert report["unregistered"] == ["RAAGS2Guidance_NoSuchNode"]
+    assert report["missingNodeDialog"] == ["RAAGS2Guidance_NoSuchNode"]
+    workflow = json.loads((WORKFLOWS / "raag_sd35.json").read_text(encoding="utf-8"))
+    numeric = next((n, i) for n in workflow["nodes"] if n["type"] not in FRONTEND_ONLY
+                   for i, v in enumerate(n.get("widgets_values", [])) if isinstance(v, (int, float)))
+    numeric[0]["widgets_values"][numeric[1]] = -1e9
+    sampler = next(n for n in workflow["nodes"] if n["type"] == "KSamplerSelect")
+    sampler["widgets_values"] = ["no_such_sampler"]
+    report = app.load_workflow(workflow, "out-of-range")
+    assert any("below min" in p for p in report["widgetProblems"]), report["widgetProblems"]
+    assert any("KSamplerSelect.sampler_name" in p and "not one of" in p for p in report["widgetProblems"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_workflow_loads_converts_and_is_accepted(ui, name):
+    server, app = ui
+    # What the template browser does: fetch the file from the pack's template URL, then load it.
+    workflow = app.fetch_json(f"api/workflow_templates/{PACK_NAME}/{name}.json")
+    assert workflow == json.loads((WORKFLOWS / f"{name}.json").read_text(encoding="utf-8"))
+    report = app.load_workflow(workflow, name)
+    app.screenshot(ARTIFACTS / f"{name}.png")
+
+    assert report["unregistered"] == [] and report["missingNodeDialog"] == [], "missing node types"
+    assert report["missingModelDialog"] == [], "the frontend reports missing models"
+    assert report["widgetProblems"] == []
+    assert browser.changed_values(workflow, report["graph"]) == [], "the app changed the workflow on load"
+    assert browser.overlaps(report["graph"]) == [], "nodes overlap once the frontend sized them"
+    assert report["toasts"] == [], "the app showed warnings while loading"
+
+    submitted = app.submit_prompt()
+    assert submitted["status"] == 200, json.dumps(submitted["body"], indent=1)
+    assert submitted["body"].get("node_errors") == {}, json.dumps(submitted["body"], indent=1)
+    prompt = submitted["output"]
+    expected_ids = {str(n["id"]) for n in workflow["nodes"] if n["type"] not in FRONTEND_ONLY and n["mode"] == 0}
+    assert set(prompt) == expected_ids, "graphToPrompt dropped or added nodes"
+
+    entry = server.wait_history(submitted["body"]["prompt_id"], timeout=600 if name == DEMO else 120)
+    status = entry["status"]
+    errors = [data for event, data in status["messages"] if event == "execution_error"]
+    if name == DEMO:
+        assert status["status_str"] == "success", json.dumps(errors, indent=1)[:4000]
+        images = [ref for out in entry["outputs"].values() for ref in out.get("images", [])
+                  if ref.get("type") == "output"]
+        assert images, f"no saved image: {entry['outputs']}"
+        for ref in images:
+            file = server.output_file(ref)
+            assert file.is_file() and file.stat().st_size > 0, file
+    else:
+        # Validation passed; only loading the placeholder weights may fail.
+        assert status["status_str"] == "error" and len(errors) == 1, json.dumps(status, indent=1)[:4000]
+        failed = prompt[errors[0]["node_id"]]
+        assert set(failed["inputs"]) & MODEL_WIDGETS, (
+            f"failed in {failed['class_type']}, not in a model loader: {errors[0]['exception_message']}")

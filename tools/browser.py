@@ -1,0 +1,219 @@
+"""Drives the real ComfyUI frontend in headless Chromium (Playwright, Debian's /usr/bin/chromium).
+
+Used by ``tests/test_browser.py``:
+
+    with ComfyServer(base, frontend=True) as server, chromium(tmp_profile) as context:
+        app = ComfyApp(context.new_page(), server.url).open()
+        report = app.load_workflow(data, name)      # what the frontend made of the file
+        submitted = app.submit_prompt()             # graphToPrompt() in the page, then POST /api/prompt
+
+Needs: ``playwright`` (PyPI, no browser download), the ``comfyui-frontend-package`` ComfyUI pins and
+Chromium (``make browser-deps`` installs all three). :func:`missing_requirements` says what is absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+# Chromium on a machine with a closed network: without the background-networking flags it keeps
+# retrying Google's hosts, which can stall start-up.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+VIEWPORT = {"width": 1920, "height": 1080}
+
+# Settings written into the user folder before the page opens: no template browser on the first
+# visit (it would cover the canvas), the missing nodes / models warnings on (their defaults), and for
+# readable screenshots of a whole workflow: text at every zoom level, no minimap.
+SETTINGS = {
+    "Comfy.TutorialCompleted": True,
+    "LiteGraph.Canvas.MinFontSizeForLOD": 0,
+    "Comfy.Minimap.Visible": False,
+    "Comfy.Workflow.ShowMissingNodesWarning": True,
+    "Comfy.Workflow.ShowMissingModelsWarning": True,
+    "Comfy.Validation.Workflows": True,
+}
+
+
+def chromium_path() -> str | None:
+    return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def missing_requirements() -> str | None:
+    """Why the browser test cannot run here (None when it can)."""
+    if chromium_path() is None:
+        return "Chromium not found (apt-get install chromium, or `make browser-deps`; CHROMIUM=/path overrides)"
+    for module, package in (("playwright", "playwright"), ("comfyui_frontend_package", "comfyui-frontend-package")):
+        if importlib.util.find_spec(module) is None:
+            return f"Python package {package} not installed (`make browser-deps`)"
+    return None
+
+
+def write_settings(user_dir: Path) -> None:
+    """Settings of the default user, read by the frontend at start (``--user-directory``)."""
+    folder = Path(user_dir) / "default"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "comfy.settings.json").write_text(json.dumps(SETTINGS, indent=1))
+
+
+@contextlib.contextmanager
+def chromium(profile_dir: Path, *, headless: bool = True) -> Iterator[Any]:
+    """A Playwright browser context in Debian's Chromium, with an empty profile in ``profile_dir``."""
+    from playwright.sync_api import sync_playwright
+
+    Path(profile_dir).mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile_dir), executable_path=chromium_path(), headless=headless, args=CHROMIUM_ARGS,
+            viewport=VIEWPORT)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+# Runs in the page: loads a workflow the way the app does for a dropped file, and reports what the
+# frontend found. The app's missing-nodes / missing-models dialogs are intercepted (and recorded).
+_LOAD_JS = """
+async ([data, name]) => {
+  const report = {missingNodeDialog: [], missingModelDialog: [], unregistered: [], widgetProblems: []};
+  report.unregistered = [...new Set(data.nodes.map(n => n.type))]
+      .filter(t => !(t in LiteGraph.registered_node_types));
+  const showNodes = app.showMissingNodesError, showModels = app.showMissingModelsError;
+  app.showMissingNodesError = (types) => {
+    report.missingNodeDialog.push(...types.map(t => typeof t === 'string' ? t : t.type));
+  };
+  app.showMissingModelsError = (models) => {
+    report.missingModelDialog.push(...models.map(m => `${m.directory}/${m.name}`));
+  };
+  try {
+    await app.loadGraphData(data, true, true, name);
+  } finally {
+    app.showMissingNodesError = showNodes;
+    app.showMissingModelsError = showModels;
+  }
+  for (const node of app.graph.nodes) {
+    for (const w of node.widgets ?? []) {
+      const o = w.options ?? {};
+      const where = `#${node.id} ${node.type}.${w.name} = ${JSON.stringify(w.value)}`;
+      if (w.type === 'combo') {
+        const values = typeof o.values === 'function' ? o.values(w, node) : o.values;
+        if (Array.isArray(values) && !values.includes(w.value))
+          report.widgetProblems.push(`${where}: not one of ${JSON.stringify(values.slice(0, 12))}`);
+      } else if (typeof w.value === 'number') {
+        if (!Number.isFinite(w.value)) report.widgetProblems.push(`${where}: not a finite number`);
+        if (o.min !== undefined && w.value < o.min) report.widgetProblems.push(`${where}: below min ${o.min}`);
+        if (o.max !== undefined && w.value > o.max) report.widgetProblems.push(`${where}: above max ${o.max}`);
+      }
+    }
+  }
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  report.graph = app.graph.serialize();
+  report.toasts = [...document.querySelectorAll('.p-toast-message')].map(e => e.innerText.trim());
+  return report;
+}
+"""
+
+_SUBMIT_JS = """
+async (clientId) => {
+  const p = await app.graphToPrompt();
+  const response = await fetch('api/prompt', {
+    method: 'POST', headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify({prompt: p.output, client_id: clientId, extra_data: {extra_pnginfo: {workflow: p.workflow}}}),
+  });
+  return {status: response.status, body: await response.json(), output: p.output};
+}
+"""
+
+
+class ComfyApp:
+    """The ComfyUI web app in one page."""
+
+    def __init__(self, page: Any, url: str):
+        self.page = page
+        self.url = url.rstrip("/") + "/"
+        self.console: list[str] = []
+        self.page_errors: list[str] = []
+        page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: self.page_errors.append(str(e)))
+
+    def open(self, timeout_s: float = 120) -> ComfyApp:
+        self.page.goto(self.url)
+        self.page.wait_for_function(
+            "() => window.app && window.app.graph && window.LiteGraph"
+            " && Object.keys(LiteGraph.registered_node_types).length > 50"
+            " && document.querySelector('canvas#graph-canvas')",
+            timeout=timeout_s * 1000)
+        return self
+
+    def registered_node_types(self) -> list[str]:
+        return self.page.evaluate("() => Object.keys(LiteGraph.registered_node_types)")
+
+    def fetch_json(self, path: str) -> Any:
+        """GET a server path from the page (same origin, as the app does)."""
+        return self.page.evaluate("async (p) => (await fetch(p)).json()", path.lstrip("/"))
+
+    def load_workflow(self, data: dict[str, Any], name: str) -> dict[str, Any]:
+        return self.page.evaluate(_LOAD_JS, [data, name])
+
+    def submit_prompt(self, client_id: str = "browser-test") -> dict[str, Any]:
+        """Converts the loaded graph with the frontend's ``app.graphToPrompt()`` and POSTs it."""
+        return self.page.evaluate(_SUBMIT_JS, client_id)
+
+    def screenshot(self, path: Path) -> Path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(path))
+        return Path(path)
+
+
+# -- checks on a loaded graph (pure Python) ------------------------------------------------------------
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def changed_values(original: dict[str, Any], loaded: dict[str, Any]) -> list[str]:
+    """Differences between a workflow file and the graph the app serialised after loading it:
+    node types, widget values, and which link feeds which input."""
+    problems = []
+    after = {n["id"]: n for n in loaded["nodes"]}
+    for node in original["nodes"]:
+        got = after.get(node["id"])
+        where = f"#{node['id']} {node['type']}"
+        if got is None:
+            problems.append(f"{where}: missing after load")
+            continue
+        if got["type"] != node["type"]:
+            problems.append(f"{where}: became {got['type']}")
+        if not _same(node.get("widgets_values", []), got.get("widgets_values", [])):
+            problems.append(f"{where}: widgets_values {node.get('widgets_values')} -> {got.get('widgets_values')}")
+        links_before = {i["name"]: i.get("link") for i in node.get("inputs", [])}
+        links_after = {i["name"]: i.get("link") for i in got.get("inputs", [])}
+        for name, link in links_before.items():
+            if link is not None and links_after.get(name) != link:
+                problems.append(f"{where}: input {name} link {link} -> {links_after.get(name)}")
+    if len(loaded["nodes"]) != len(original["nodes"]):
+        problems.append(f"{len(original['nodes'])} nodes in the file, {len(loaded['nodes'])} after load")
+    return problems
+
+
+def overlaps(graph: dict[str, Any], title_height: float = 30) -> list[str]:
+    """Pairs of nodes whose boxes (title bar included) overlap: an untidy layout."""
+    boxes = []
+    for n in graph["nodes"]:
+        (x, y), (w, h) = n["pos"], n["size"]
+        boxes.append((f"#{n['id']} {n.get('title') or n['type']}", x, y - title_height, x + w, y + h))
+    found = []
+    for i, (a, ax0, ay0, ax1, ay1) in enumerate(boxes):
+        for b, bx0, by0, bx1, by1 in boxes[i + 1:]:
+            if ax0 < bx1 and bx0 < ax1 and ay0 < by1 and by0 < ay1:
+                found.append(f"{a} overlaps {b}")
+    return found

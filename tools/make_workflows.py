@@ -1,0 +1,729 @@
+"""Writes the example workflows in ``workflows/`` (UI format, the files a user drags onto the canvas).
+
+    .venv/bin/python tools/make_workflows.py           # (re)write them
+    .venv/bin/python tools/make_workflows.py --check   # exit 1 if a file differs from what it would write
+
+The sockets, widget order and default values come from the node definitions of the real ComfyUI
+(imported in-process, like the tests do) and of this pack, so a file always matches the nodes it uses.
+``workflows/demo_tiny.json`` is not written here (it is made with the demo model); every other
+top-level ``.json`` file of ``workflows/`` is.
+
+Model file names and download links are the ones of ComfyUI's own templates
+(``comfyui-workflow-templates`` 0.7.25, the version ComfyUI 0.3.75 pins).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOWS = REPO / "workflows"
+sys.path.insert(0, str(REPO / "tools"))
+
+PACK_PREFIX = "RAAGS2Guidance_"
+PACK_CNR_ID = "raag-s2-guidance"  # [project] name in pyproject.toml: the registry id
+FRONTEND_ONLY = {"Note", "MarkdownNote"}  # virtual nodes of the frontend (never sent to the server)
+SEED = 42  # the official RAAG example's seed
+
+# File name -> (models/ folder, download link), as in ComfyUI's templates.
+HF = "https://huggingface.co"
+MODELS: dict[str, tuple[str, str]] = {
+    "sd3.5_large_fp8_scaled.safetensors": (
+        "checkpoints", f"{HF}/Comfy-Org/stable-diffusion-3.5-fp8/resolve/main/sd3.5_large_fp8_scaled.safetensors"),
+    "Chroma1-HD-fp8_scaled_rev2.safetensors": (
+        "diffusion_models",
+        f"{HF}/silveroxides/Chroma1-HD-fp8-scaled/resolve/main/Chroma1-HD-fp8_scaled_rev2.safetensors"),
+    "t5xxl_fp8_e4m3fn_scaled.safetensors": (
+        "text_encoders", f"{HF}/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp8_e4m3fn_scaled.safetensors"),
+    "ae.safetensors": (
+        "vae", f"{HF}/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/split_files/vae/ae.safetensors"),
+    "qwen_image_fp8_e4m3fn.safetensors": (
+        "diffusion_models",
+        f"{HF}/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/diffusion_models/qwen_image_fp8_e4m3fn.safetensors"),
+    "qwen_2.5_vl_7b_fp8_scaled.safetensors": (
+        "text_encoders",
+        f"{HF}/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/text_encoders/qwen_2.5_vl_7b_fp8_scaled.safetensors"),
+    "qwen_image_vae.safetensors": (
+        "vae", f"{HF}/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/vae/qwen_image_vae.safetensors"),
+    "wan2.1_t2v_1.3B_fp16.safetensors": (
+        "diffusion_models",
+        f"{HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/diffusion_models/"
+        "wan2.1_t2v_1.3B_fp16.safetensors"),
+    "umt5_xxl_fp8_e4m3fn_scaled.safetensors": (
+        "text_encoders",
+        f"{HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/text_encoders/"
+        "umt5_xxl_fp8_e4m3fn_scaled.safetensors"),
+    "wan_2.1_vae.safetensors": (
+        "vae", f"{HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/vae/wan_2.1_vae.safetensors"),
+}
+# Widget inputs that name a model file (their options are the files found on the user's disk).
+MODEL_WIDGETS = {"ckpt_name", "unet_name", "clip_name", "vae_name"}
+
+# Heights the frontend (1.32.9) computes for each node at its default width; a smaller size would be
+# enlarged on load, so the layout below uses these to stack nodes without overlaps.
+HEIGHTS = {
+    "CheckpointLoaderSimple": 98, "UNETLoader": 82, "CLIPLoader": 106, "VAELoader": 58,
+    "T5TokenizerOptions": 82, "ModelSamplingAuraFlow": 58, "ModelSamplingSD3": 58, "CLIPTextEncode": 200,
+    "EmptySD3LatentImage": 106, "EmptyHunyuanLatentVideo": 130, "RandomNoise": 82, "KSamplerSelect": 58,
+    "BasicScheduler": 106, "CFGGuider": 98, "SamplerCustomAdvanced": 106, "VAEDecode": 46, "SaveImage": 58,
+    "PreviewImage": 26, "CreateVideo": 78, "SaveVideo": 106, PACK_PREFIX + "RAAGGuider": 218,
+    PACK_PREFIX + "S2Guider": 194, PACK_PREFIX + "RAAGS2Guider": 242, PACK_PREFIX + "TracePlot": 46,
+}
+WIDTH = 300
+LOADER_WIDTH = 390  # long file names stay readable
+TITLE_H = 30  # the title bar is drawn above a node's pos
+GAP = 30 + TITLE_H
+
+# LiteGraph colour pairs (colour, bgcolor), as ComfyUI's templates use them.
+GREEN, RED, BLUE, YELLOW = ("#232", "#353"), ("#322", "#533"), ("#223", "#335"), ("#432", "#653")
+GROUP_COLOUR = "#3f789e"
+
+
+# -- node definitions ---------------------------------------------------------------------------------
+def load_node_infos() -> dict[str, dict[str, Any]]:
+    """``/object_info``-style definitions of ComfyUI's built-in nodes and of this pack's nodes."""
+    import comfy_env
+
+    comfy_env.bootstrap()
+    import logging
+
+    logging.getLogger().setLevel(logging.ERROR)  # ComfyUI's import warnings are not ours
+    import nodes
+
+    if "CFGGuider" not in nodes.NODE_CLASS_MAPPINGS:
+        asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
+    pack = comfy_env.load_pack()
+    from importlib import import_module
+
+    classes = dict(nodes.NODE_CLASS_MAPPINGS)
+    for cls in import_module(pack.__name__ + ".nodes").NODES:
+        classes[cls.define_schema().node_id] = cls
+    return {name: _info(name, cls) for name, cls in classes.items()}
+
+
+def _info(name: str, cls: type) -> dict[str, Any]:
+    if hasattr(cls, "GET_NODE_INFO_V1"):
+        return cls.GET_NODE_INFO_V1()
+    inputs = cls.INPUT_TYPES()
+    return {"input": inputs, "input_order": {k: list(v) for k, v in inputs.items()},
+            "output": list(cls.RETURN_TYPES), "output_name": list(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)),
+            "name": name}
+
+
+def is_widget(spec: tuple) -> bool:
+    kind = spec[0]
+    options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    if options.get("forceInput"):
+        return False
+    return isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+
+
+def input_specs(info: dict[str, Any]) -> list[tuple[str, tuple, bool]]:
+    """(name, spec, optional) of each visible input, in the order the node declares them."""
+    found = []
+    for section in ("required", "optional"):
+        for name in info.get("input_order", {}).get(section, []):
+            found.append((name, tuple(info["input"][section][name]), section == "optional"))
+    return found
+
+
+def combo_options(spec: tuple) -> list | None:
+    if isinstance(spec[0], list):
+        return spec[0]
+    if spec[0] == "COMBO" and len(spec) > 1:
+        return spec[1].get("options")
+    return None
+
+
+# -- graph building -----------------------------------------------------------------------------------
+@dataclass
+class Node:
+    id: int
+    type: str
+    pos: tuple[float, float]
+    size: tuple[float, float]
+    widgets: dict[str, Any]
+    title: str | None = None
+    colour: tuple[str, str] | None = None
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def bottom(self) -> float:
+        return self.pos[1] + self.size[1]
+
+    @property
+    def right(self) -> float:
+        return self.pos[0] + self.size[0]
+
+
+class Workflow:
+    def __init__(self, name: str, infos: dict[str, dict[str, Any]]):
+        self.name = name
+        self.infos = infos
+        self.nodes: list[Node] = []
+        self.links: list[list[Any]] = []
+        self.groups: list[dict[str, Any]] = []
+
+    # nodes
+    def add(self, type_: str, x: float, y: float, *, box_w: float | None = None, box_h: float | None = None,
+            title: str | None = None, colour: tuple[str, str] | None = None, **widgets: Any) -> Node:
+        """A node at (x, y), ``box_w`` x ``box_h`` big, with its widget values given by name."""
+        node = Node(len(self.nodes) + 1, type_, (x, y), (box_w or WIDTH, 0), {}, title, colour)
+        if type_ in FRONTEND_ONLY:
+            node.widgets = {"text": widgets.pop("text")}
+        else:
+            self._set_sockets_and_widgets(node, widgets)
+        if widgets:
+            raise ValueError(f"{self.name}: {type_} has no widget(s) {sorted(widgets)}")
+        node.size = (node.size[0], box_h or HEIGHTS.get(type_) or self._estimated_height(node))
+        self.nodes.append(node)
+        return node
+
+    def below(self, node: Node, type_: str, **kwargs: Any) -> Node:
+        """A node in the same column, under ``node``."""
+        kwargs.setdefault("box_w", node.size[0])
+        return self.add(type_, node.pos[0], node.bottom + GAP, **kwargs)
+
+    def note(self, text: str, x: float, y: float, box_w: float = 460, box_h: float = 600) -> Node:
+        return self.add("MarkdownNote", x, y, box_w=box_w, box_h=box_h, colour=YELLOW, text=text.strip() + "\n")
+
+    def _set_sockets_and_widgets(self, node: Node, given: dict[str, Any]) -> None:
+        info = self.infos[node.type]
+        sockets, widget_inputs = [], []
+        for name, spec, optional in input_specs(info):
+            kind = "COMBO" if isinstance(spec[0], list) else spec[0]
+            entry = {"name": name, "type": kind, "link": None}
+            if optional:
+                entry["shape"] = 7
+            if is_widget(spec):
+                entry["widget"] = {"name": name}
+                widget_inputs.append(entry)
+                options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+                value = given.pop(name) if name in given else self._default(node.type, name, spec, options)
+                self._check_value(node.type, name, spec, options, value)
+                node.widgets[name] = value
+                if options.get("control_after_generate"):
+                    node.widgets[f"{name}.control_after_generate"] = given.pop("control_after_generate", "fixed")
+            else:
+                sockets.append(entry)
+        node.inputs = sockets + widget_inputs
+        names = info.get("output_name") or info["output"]
+        node.outputs = [{"name": n, "type": t, "links": None} for n, t in zip(names, info["output"])]
+
+    @staticmethod
+    def _estimated_height(node: Node) -> float:
+        """The frontend's height for a node not in HEIGHTS: slot rows, then one row per widget."""
+        sockets = sum(1 for i in node.inputs if "widget" not in i)
+        widgets = sum(1 for i in node.inputs if "widget" in i) + sum(1 for k in node.widgets if "." in k)
+        return max(sockets, len(node.outputs), 1) * 20 + widgets * 24 + 6
+
+    def _default(self, type_: str, name: str, spec: tuple, options: dict) -> Any:
+        if "default" in options:
+            return options["default"]
+        choices = combo_options(spec)
+        if choices and name not in MODEL_WIDGETS:
+            return choices[0]
+        raise ValueError(f"{self.name}: {type_}.{name} needs a value")
+
+    def _check_value(self, type_: str, name: str, spec: tuple, options: dict, value: Any) -> None:
+        where = f"{self.name}: {type_}.{name} = {value!r}"
+        if name in MODEL_WIDGETS:
+            if value not in MODELS:
+                raise ValueError(f"{where}: not a model file of MODELS")
+            return
+        choices = combo_options(spec)
+        if choices is not None and value not in choices:
+            raise ValueError(f"{where}: not one of {choices}")
+        if spec[0] in ("INT", "FLOAT"):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ValueError(f"{where}: not a number")
+            if value < options.get("min", float("-inf")) or value > options.get("max", float("inf")):
+                raise ValueError(f"{where}: outside [{options.get('min')}, {options.get('max')}]")
+
+    # links
+    def connect(self, source: Node, output: str | int, target: Node, input_name: str) -> None:
+        slot = output if isinstance(output, int) else [o["name"] for o in source.outputs].index(output)
+        target_slot = [i["name"] for i in target.inputs].index(input_name)
+        target_input = target.inputs[target_slot]
+        if target_input["link"] is not None:
+            raise ValueError(f"{self.name}: {target.type}.{input_name} is already linked")
+        kind = source.outputs[slot]["type"]
+        if target_input["type"] != kind:
+            raise ValueError(f"{self.name}: {source.type}[{slot}] is {kind}, {target.type}.{input_name} wants "
+                             f"{target_input['type']}")
+        link_id = len(self.links) + 1
+        self.links.append([link_id, source.id, slot, target.id, target_slot, kind])
+        target_input["link"] = link_id
+        source.outputs[slot]["links"] = (source.outputs[slot]["links"] or []) + [link_id]
+
+    def group(self, title: str, members: list[Node], pad: float = 20) -> None:
+        left = min(n.pos[0] for n in members) - pad
+        top = min(n.pos[1] - TITLE_H for n in members) - pad - 36
+        right = max(n.right for n in members) + pad
+        bottom = max(n.bottom for n in members) + pad
+        self.groups.append({"id": len(self.groups) + 1, "title": title, "bounding": [left, top, right - left,
+                            bottom - top], "color": GROUP_COLOUR, "font_size": 24, "flags": {}})
+
+    # output
+    def _order(self) -> dict[int, int]:
+        """Execution order the frontend would compute: a topological order, ties by id."""
+        parents = {n.id: {link[1] for link in self.links if link[3] == n.id} for n in self.nodes}
+        order, done = {}, set()
+        while len(done) < len(self.nodes):
+            ready = [n.id for n in self.nodes if n.id not in done and parents[n.id] <= done]
+            for node_id in ready:
+                order[node_id] = len(order)
+            done.update(ready)
+        return order
+
+    def to_json(self) -> dict[str, Any]:
+        order = self._order()
+        nodes = []
+        for node in self.nodes:
+            entry: dict[str, Any] = {"id": node.id, "type": node.type, "pos": list(node.pos),
+                                     "size": list(node.size), "flags": {}, "order": order[node.id], "mode": 0,
+                                     "inputs": node.inputs, "outputs": node.outputs}
+            if node.title:
+                entry["title"] = node.title
+            entry["properties"] = self._properties(node)
+            entry["widgets_values"] = list(node.widgets.values())
+            if node.colour:
+                entry["color"], entry["bgcolor"] = node.colour
+            nodes.append(entry)
+        return {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{PACK_CNR_ID}/workflows/{self.name}")),
+            "revision": 0, "last_node_id": len(self.nodes), "last_link_id": len(self.links),
+            "nodes": nodes, "links": self.links, "groups": self.groups, "config": {}, "extra": {},
+            "version": 0.4,
+        }
+
+    def _properties(self, node: Node) -> dict[str, Any]:
+        if node.type in FRONTEND_ONLY:
+            return {}
+        props: dict[str, Any] = {"Node name for S&R": node.type}
+        if node.type.startswith(PACK_PREFIX):
+            props["cnr_id"] = PACK_CNR_ID
+        else:
+            props["cnr_id"] = "comfy-core"
+        models = [{"name": v, "url": MODELS[v][1], "directory": MODELS[v][0]}
+                  for k, v in node.widgets.items() if k in MODEL_WIDGETS]
+        if models:
+            props["models"] = models  # the frontend offers these downloads when a file is missing
+        return props
+
+
+def model_links(*names: str) -> str:
+    lines = []
+    for name in names:
+        folder, url = MODELS[name]
+        lines.append(f"- `models/{folder}/` [{name}]({url})")
+    return "\n".join(lines)
+
+
+# -- shared pieces ------------------------------------------------------------------------------------
+GUIDERS_MENU = "Add Node → sampling → custom_sampling → guiders"
+SD35_CKPT = "sd3.5_large_fp8_scaled.safetensors"
+NEGATIVE = ""  # an empty negative prompt: the papers' unconditional branch
+
+
+@dataclass
+class Common:
+    """The nodes every text-to-image / video graph shares: loaders, prompts, latent, seed, sampler."""
+
+    model: tuple[Node, int]
+    clip: tuple[Node, int]
+    vae: tuple[Node, int]
+    positive: Node
+    negative: Node
+    latent: Node
+    noise: Node
+    sampler: Node
+    right: float  # x where the guider columns start
+
+
+def prompts_seed_sampler(wf: Workflow, clip: tuple[Node, int], x: float, prompt: str, latent_type: str,
+                         sampler: str = "euler", **latent: Any) -> tuple[Node, Node, Node, Node, Node]:
+    positive = wf.add("CLIPTextEncode", x, 0, box_w=420, box_h=220, title="Positive prompt", colour=GREEN,
+                      text=prompt)
+    negative = wf.below(positive, "CLIPTextEncode", box_h=120, title="Negative prompt (empty, as in the papers)",
+                        colour=RED, text=NEGATIVE)
+    for node in (positive, negative):
+        wf.connect(clip[0], clip[1], node, "clip")
+    empty = wf.below(negative, latent_type, **latent)
+    noise = wf.below(empty, "RandomNoise", title="Seed (shared by every branch)", noise_seed=SEED)
+    pick = wf.below(noise, "KSamplerSelect", sampler_name=sampler)
+    wf.group("Prompt, size, seed, sampler", [positive, negative, empty, noise, pick])
+    return positive, negative, empty, noise, pick
+
+
+def sd35_common(wf: Workflow, prompt: str) -> Common:
+    ckpt = wf.add("CheckpointLoaderSimple", 0, 0, box_w=LOADER_WIDTH, ckpt_name=SD35_CKPT)
+    wf.group("Model", [ckpt])
+    x = LOADER_WIDTH + 80
+    positive, negative, empty, noise, pick = prompts_seed_sampler(
+        wf, (ckpt, "CLIP"), x, prompt, "EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
+    return Common((ckpt, "MODEL"), (ckpt, "CLIP"), (ckpt, "VAE"), positive, negative, empty, noise, pick,
+                  x + 420 + 100)
+
+
+def branch(wf: Workflow, c: Common, guider_type: str, x: float, y: float, *, steps: int, scheduler: str = "simple",
+           title: str, prefix: str, trace: bool = True, video_fps: float | None = None, group: str | None = None,
+           **guider_widgets: Any) -> dict[str, Node]:
+    """guider + BasicScheduler → SamplerCustomAdvanced → VAEDecode → SaveImage (+ trace plot)."""
+    colour = BLUE if guider_type.startswith(PACK_PREFIX) else None
+    guider = wf.add(guider_type, x, y, title=title, colour=colour, **guider_widgets)
+    for name in ("model", "positive", "negative"):
+        source = {"model": c.model, "positive": (c.positive, 0), "negative": (c.negative, 0)}[name]
+        wf.connect(source[0], source[1], guider, name)
+    sigmas = wf.below(guider, "BasicScheduler", title=f"{steps} steps", scheduler=scheduler, steps=steps, denoise=1.0)
+    wf.connect(c.model[0], c.model[1], sigmas, "model")
+    sample = wf.add("SamplerCustomAdvanced", x + WIDTH + 60, y, box_w=260)
+    for source, name in ((c.noise, "noise"), (guider, "guider"), (c.sampler, "sampler"), (sigmas, "sigmas"),
+                         (c.latent, "latent_image")):
+        wf.connect(source, 0, sample, name)
+    decode = wf.below(sample, "VAEDecode", box_w=260)
+    wf.connect(sample, "output", decode, "samples")
+    wf.connect(c.vae[0], c.vae[1], decode, "vae")
+    out_x = sample.right + 60
+    nodes = {"guider": guider, "sigmas": sigmas, "sample": sample, "decode": decode}
+    if video_fps is None:
+        save = wf.add("SaveImage", out_x, y, box_w=420, box_h=460, filename_prefix=prefix)
+        wf.connect(decode, 0, save, "images")
+    else:
+        video = wf.add("CreateVideo", out_x, y, box_w=420, fps=video_fps)
+        wf.connect(decode, 0, video, "images")
+        save = wf.below(video, "SaveVideo", box_h=400, filename_prefix=prefix, format="auto", codec="auto")
+        wf.connect(video, 0, save, "video")
+        nodes["video"] = video
+    nodes["save"] = save
+    if trace:
+        plot = wf.below(decode, "RAAGS2Guidance_TracePlot", title="Guidance Trace Plot")
+        wf.connect(guider, 0, plot, "guider")
+        wf.connect(sample, "output", plot, "latent")
+        preview = wf.below(plot, "PreviewImage", box_h=300, title="Trace: rho and w per step")
+        wf.connect(plot, 0, preview, "images")
+        nodes.update(plot=plot, preview=preview)
+    if group:
+        wf.group(group, list(nodes.values()))
+    return nodes
+
+
+# -- the workflows ------------------------------------------------------------------------------------
+def raag_sd35(infos) -> Workflow:
+    wf = Workflow("raag_sd35", infos)
+    c = sd35_common(wf, "a photo of an astronaut on a moon")
+    raag = branch(wf, c, PACK_PREFIX + "RAAGGuider", c.right, 0, steps=10, title="RAAG Guider",
+                  prefix="raag_sd35/raag_10_steps", group="RAAG: 10 steps", w_max=18.0, alpha=12.0,
+                  ratio_mode="per_sample", start_percent=0.0, end_percent=1.0, cfg=7.0)
+    y = max(n.bottom for n in raag.values()) + 140
+    branch(wf, c, "CFGGuider", c.right, y, steps=30, title="CFG Guider (comparison)", prefix="raag_sd35/cfg_30_steps",
+           trace=False, group="CFG: 30 steps (3x the model calls)", cfg=7.0)
+    wf.note(f"""
+# RAAG on SD3.5 Large: 10 RAAG steps against 30 CFG steps
+
+**RAAG** (ratio-aware adaptive guidance, arXiv 2508.03442) picks the guidance scale of every step from
+the ratio **rho = ‖v_c − v_u‖ / ‖v_u‖** of the conditional and unconditional velocities:
+**w = 1 + (w_max − 1) · exp(−alpha · rho)**. Gentle in the first steps (where the prompt already moves
+the prediction a lot), strong later. The paper's claim: 10 RAAG steps match 30 CFG steps.
+
+Both branches share the prompt, the latent and the seed ({SEED}, fixed), so only the guidance differs:
+- **top**: *RAAG Guider*, w_max 18 and alpha 12 (the official code's SD3.5-Large setting), **10 steps**;
+- **bottom**: *CFGGuider* at 7 (the paper's CFG baseline), **30 steps**.
+
+The *Guidance Trace Plot* shows rho and w at each step of the RAAG run.
+
+## Model (one file: it holds the three text encoders and the VAE)
+{model_links(SD35_CKPT)}
+
+SD3.5 Medium works too: swap the loader's file for `sd3.5_medium.safetensors` (+ a TripleCLIPLoader).
+
+## Tips
+- Over-saturated or burnt? Lower **w_max** (8-12). Weak prompt adherence? Raise it or lower **alpha**.
+- RAAG's own nodes: {GUIDERS_MENU}.
+""", -500, 0, box_h=720)
+    return wf
+
+
+def s2_sd35(infos) -> Workflow:
+    wf = Workflow("s2_sd35", infos)
+    c = sd35_common(wf, "a red fox reading a newspaper on a park bench in autumn, detailed fur, soft morning light")
+    branch(wf, c, PACK_PREFIX + "S2Guider", c.right, 0, steps=28, title="S² Guider (paper: SD3.5)",
+           prefix="s2_sd35/s2", group="S²-Guidance: 28 steps", cfg=7.5, omega=0.25, drop_ratio=0.1,
+           start_percent=0.0, end_percent=1.0)
+    wf.note(f"""
+# S²-Guidance on SD3.5 Large
+
+**S²-Guidance** (stochastic self-guidance, arXiv 2508.12880) is CFG plus one extra conditional pass per
+step through a *sub-network*: the same model with ~10% of its transformer blocks skipped at random (a new
+draw every step). The result steers away from that weaker prediction:
+
+**D = D_u + lambda (D_c − D_u) − omega (D_sub − D_c)**
+
+Settings of the paper for SD3 / SD3.5: **lambda (cfg) 7.5, omega 0.25**, ~10% of the blocks dropped
+(drop_ratio 0.1), 28 steps (its timing table). Cost: 3 model passes per step instead of 2.
+
+The *Guidance Trace Plot* shades the steps that ran the sub-network pass.
+
+## Model (one file: it holds the three text encoders and the VAE)
+{model_links(SD35_CKPT)}
+
+## Tips
+- omega 0.1-0.5; large values over-correct. omega 0 is plain CFG (no extra pass).
+- Limit the extra cost with start_percent / end_percent (outside the window: plain CFG).
+- Compare with CFG and RAAG on the same seed: the `ab_compare_sd35` workflow.
+- The pack's nodes: {GUIDERS_MENU}.
+""", -500, 0, box_h=640)
+    return wf
+
+
+def raag_s2_flux(infos) -> Workflow:
+    wf = Workflow("raag_s2_flux", infos)
+    unet = wf.add("UNETLoader", 0, 0, box_w=LOADER_WIDTH, unet_name="Chroma1-HD-fp8_scaled_rev2.safetensors",
+                  weight_dtype="default")
+    shift = wf.below(unet, "ModelSamplingAuraFlow", title="ModelSamplingAuraFlow (Chroma: shift 1)", shift=1.0)
+    wf.connect(unet, 0, shift, "model")
+    clip = wf.below(shift, "CLIPLoader", clip_name="t5xxl_fp8_e4m3fn_scaled.safetensors", type="chroma",
+                    device="default")
+    tokens = wf.below(clip, "T5TokenizerOptions", min_padding=1, min_length=0)
+    wf.connect(clip, 0, tokens, "clip")
+    vae = wf.below(tokens, "VAELoader", vae_name="ae.safetensors")
+    wf.group("Models (Chroma1-HD)", [unet, shift, clip, tokens, vae])
+    x = LOADER_WIDTH + 80
+    positive, negative, empty, noise, pick = prompts_seed_sampler(
+        wf, (tokens, 0), x,
+        "A nature documentary close-up photograph of a snow leopard resting on a rocky ledge at dusk, "
+        "detailed fur, shallow depth of field, natural light.",
+        "EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
+    c = Common((shift, 0), (tokens, 0), (vae, 0), positive, negative, empty, noise, pick, x + 520)
+    branch(wf, c, PACK_PREFIX + "RAAGS2Guider", c.right, 0, steps=10, scheduler="beta",
+           title="RAAG + S² Guider", prefix="raag_s2_chroma/raag_s2", group="RAAG + S²: 10 steps",
+           w_max=10.0, alpha=12.0, ratio_mode="per_sample", omega=0.25, drop_ratio=0.1, start_percent=0.0,
+           end_percent=1.0)
+    wf.note(f"""
+# RAAG + S² on Chroma1-HD (a Flux-family model with real CFG)
+
+Both methods need a model that takes a real negative / unconditional branch. Flux.1-dev is
+guidance-distilled (it has no real CFG), so this workflow uses **Chroma1-HD**: a Flux-schnell-derived
+8.9B model trained for real CFG (ComfyUI's own Chroma template uses the same files and settings:
+shift 1, beta schedule, T5 `min_padding` 1). A de-distilled Flux.1-dev checkpoint works the same way.
+
+The *RAAG + S² Guider* takes the CFG scale of each step from RAAG's ratio schedule
+(w = 1 + (w_max − 1) exp(−alpha rho)) and adds S²'s sub-network term − omega (D_sub − D_c):
+Chroma's double and single blocks are the ones dropped at random.
+
+Settings: the papers give none for Chroma; these are our starting point (the README's presets):
+w_max 10, alpha 12 (RAAG's SD3.5 values scaled to Chroma's lower usual CFG: its template uses CFG 3.5 at
+26 steps), S²'s omega 0.25 and ~10% of the blocks, at RAAG's 10 steps.
+
+## Models
+{model_links("Chroma1-HD-fp8_scaled_rev2.safetensors", "t5xxl_fp8_e4m3fn_scaled.safetensors", "ae.safetensors")}
+
+(Full-precision alternative: `Chroma1-HD.safetensors` from huggingface.co/lodestones/Chroma1-HD.)
+
+## Tips
+- Over-saturated? Lower w_max to 6-8. Too few details? 15-20 steps.
+- The pack's nodes: {GUIDERS_MENU}.
+""", -500, 0, box_h=760)
+    return wf
+
+
+def raag_qwen_image(infos) -> Workflow:
+    wf = Workflow("raag_qwen_image", infos)
+    unet = wf.add("UNETLoader", 0, 0, box_w=LOADER_WIDTH, unet_name="qwen_image_fp8_e4m3fn.safetensors",
+                  weight_dtype="default")
+    shift = wf.below(unet, "ModelSamplingAuraFlow", title="ModelSamplingAuraFlow (Qwen-Image: shift 3.1)",
+                     shift=3.1)
+    wf.connect(unet, 0, shift, "model")
+    clip = wf.below(shift, "CLIPLoader", clip_name="qwen_2.5_vl_7b_fp8_scaled.safetensors", type="qwen_image",
+                    device="default")
+    vae = wf.below(clip, "VAELoader", vae_name="qwen_image_vae.safetensors")
+    wf.group("Models (Qwen-Image)", [unet, shift, clip, vae])
+    x = LOADER_WIDTH + 80
+    positive, negative, empty, noise, pick = prompts_seed_sampler(
+        wf, (clip, 0), x,
+        "A cosy bookshop on a rainy evening, warm light through the window, a hand-painted wooden sign above "
+        "the door that reads \"RAAG BOOKS\", reflections on the wet street.",
+        "EmptySD3LatentImage", width=1328, height=1328, batch_size=1)
+    c = Common((shift, 0), (clip, 0), (vae, 0), positive, negative, empty, noise, pick, x + 520)
+    branch(wf, c, PACK_PREFIX + "RAAGGuider", c.right, 0, steps=10, title="RAAG Guider",
+           prefix="raag_qwen_image/raag", group="RAAG: 10 steps", w_max=6.0, alpha=12.0,
+           ratio_mode="per_sample", start_percent=0.0, end_percent=1.0, cfg=2.5)
+    wf.note(f"""
+# RAAG on Qwen-Image
+
+**RAAG** (arXiv 2508.03442) sets each step's guidance scale from the ratio rho = ‖v_c − v_u‖ / ‖v_u‖:
+w = 1 + (w_max − 1) exp(−alpha rho). The paper's second version evaluates Qwen-Image, but its
+Qwen-Image settings are not public: this workflow uses our starting point (the README's presets):
+w_max 6, alpha 12, 10 steps, since Qwen-Image likes low CFG (ComfyUI's Qwen-Image template: CFG 2.5,
+20 steps, shift 3.1, 1328×1328, which gives the rest).
+
+The *Guidance Trace Plot* shows rho and the resulting w per step: check where w lands before tuning.
+
+## Models
+{model_links("qwen_image_fp8_e4m3fn.safetensors", "qwen_2.5_vl_7b_fp8_scaled.safetensors",
+             "qwen_image_vae.safetensors")}
+
+## Tips
+- Over-cooked? Lower w_max (4-5) or raise alpha. Weak prompt adherence? Raise w_max (8-12).
+- `cfg` is only used outside start_percent / end_percent (no effect with the default window).
+- The pack's nodes: {GUIDERS_MENU}.
+""", -500, 0, box_h=640)
+    return wf
+
+
+def s2_wan21_t2v(infos) -> Workflow:
+    wf = Workflow("s2_wan21_t2v", infos)
+    unet = wf.add("UNETLoader", 0, 0, box_w=LOADER_WIDTH, unet_name="wan2.1_t2v_1.3B_fp16.safetensors",
+                  weight_dtype="default")
+    shift = wf.below(unet, "ModelSamplingSD3", title="ModelSamplingSD3 (Wan: shift 8)", shift=8.0)
+    wf.connect(unet, 0, shift, "model")
+    clip = wf.below(shift, "CLIPLoader", clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan",
+                    device="default")
+    vae = wf.below(clip, "VAELoader", vae_name="wan_2.1_vae.safetensors")
+    wf.group("Models (Wan 2.1 T2V 1.3B)", [unet, shift, clip, vae])
+    x = LOADER_WIDTH + 80
+    positive, negative, empty, noise, pick = prompts_seed_sampler(
+        wf, (clip, 0), x,
+        "a fox moving quickly in a beautiful winter scenery nature trees mountains daytime tracking camera",
+        "EmptyHunyuanLatentVideo", sampler="uni_pc", width=832, height=480, length=33, batch_size=1)
+    c = Common((shift, 0), (clip, 0), (vae, 0), positive, negative, empty, noise, pick, x + 520)
+    branch(wf, c, PACK_PREFIX + "S2Guider", c.right, 0, steps=30, title="S² Guider (paper: Wan)",
+           prefix="s2_wan21/s2", video_fps=16.0, group="S²-Guidance: 30 steps", cfg=5.0, omega=0.25,
+           drop_ratio=0.1, start_percent=0.0, end_percent=1.0)
+    wf.note(f"""
+# S²-Guidance on Wan 2.1 text-to-video (1.3B)
+
+**S²-Guidance** (arXiv 2508.12880): CFG plus one extra conditional pass per step through a sub-network
+with ~10% of Wan's 30 DiT blocks skipped at random (a new draw every step):
+D = D_u + lambda (D_c − D_u) − omega (D_sub − D_c).
+
+Settings of the paper for Wan 1.3B and 14B: **lambda (cfg) 5, omega 0.25**, ~10% of the blocks; the rest
+is ComfyUI's Wan 2.1 template (shift 8, uni_pc, 30 steps, 832×480, 33 frames at 16 fps).
+Cost: 3 model passes per step instead of 2.
+
+The negative prompt is empty as in the paper; Wan's usual long negative prompt works too.
+
+## Models
+{model_links("wan2.1_t2v_1.3B_fp16.safetensors", "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+             "wan_2.1_vae.safetensors")}
+
+14B: `wan2.1_t2v_14B_fp16.safetensors` (or fp8) in the same loader, same settings.
+
+## Tips
+- Save time with the window start_percent 0.1, end_percent 0.9 (the paper reports the central 80% of the
+  schedule as robust): about a fifth fewer sub-network passes.
+- The pack's nodes: {GUIDERS_MENU}.
+""", -500, 0, box_h=680)
+    return wf
+
+
+def ab_compare_sd35(infos) -> Workflow:
+    wf = Workflow("ab_compare_sd35", infos)
+    c = sd35_common(wf, "a cozy wooden cabin by a frozen lake under the northern lights, cinematic photo")
+    sigmas = wf.add("BasicScheduler", c.right, 0, title="Shared schedule (20 steps)", scheduler="simple",
+                    steps=20, denoise=1.0)
+    wf.connect(c.model[0], c.model[1], sigmas, "model")
+    wf.group("One schedule for all four", [sigmas])
+    guiders = [
+        ("CFGGuider", "A: CFG 7.5", "ab_sd35/a_cfg", {"cfg": 7.5}),
+        (PACK_PREFIX + "RAAGGuider", "B: RAAG", "ab_sd35/b_raag",
+         {"w_max": 18.0, "alpha": 12.0, "ratio_mode": "per_sample", "start_percent": 0.0, "end_percent": 1.0,
+          "cfg": 7.5}),
+        (PACK_PREFIX + "S2Guider", "C: S²", "ab_sd35/c_s2",
+         {"cfg": 7.5, "omega": 0.25, "drop_ratio": 0.1, "start_percent": 0.0, "end_percent": 1.0}),
+        (PACK_PREFIX + "RAAGS2Guider", "D: RAAG + S²", "ab_sd35/d_raag_s2",
+         {"w_max": 18.0, "alpha": 12.0, "ratio_mode": "per_sample", "omega": 0.25, "drop_ratio": 0.1,
+          "start_percent": 0.0, "end_percent": 1.0}),
+    ]
+    x0 = c.right + WIDTH + 80
+    column = 480
+    for i, (kind, title, prefix, widgets) in enumerate(guiders):
+        x = x0 + i * column
+        colour = BLUE if kind.startswith(PACK_PREFIX) else None
+        guider = wf.add(kind, x, 0, box_w=column - 60, title=title, colour=colour, **widgets)
+        wf.connect(c.model[0], c.model[1], guider, "model")
+        wf.connect(c.positive, 0, guider, "positive")
+        wf.connect(c.negative, 0, guider, "negative")
+        sample = wf.add("SamplerCustomAdvanced", x, 330, box_w=column - 60)
+        for source, name in ((c.noise, "noise"), (guider, "guider"), (c.sampler, "sampler"), (sigmas, "sigmas"),
+                             (c.latent, "latent_image")):
+            wf.connect(source, 0, sample, name)
+        decode = wf.below(sample, "VAEDecode")
+        wf.connect(sample, "output", decode, "samples")
+        wf.connect(c.vae[0], c.vae[1], decode, "vae")
+        save = wf.below(decode, "SaveImage", box_h=460, title=f"{title}: image", filename_prefix=prefix)
+        wf.connect(decode, 0, save, "images")
+        members = [guider, sample, decode, save]
+        if kind.startswith(PACK_PREFIX):
+            plot = wf.below(save, PACK_PREFIX + "TracePlot", title=f"{title}: trace")
+            wf.connect(guider, 0, plot, "guider")
+            wf.connect(sample, "output", plot, "latent")
+            preview = wf.below(plot, "PreviewImage", box_h=300, title=f"{title}: rho / w per step")
+            wf.connect(plot, 0, preview, "images")
+            members += [plot, preview]
+        wf.group(title, members)
+    wf.note(f"""
+# A/B: CFG, RAAG, S² and RAAG + S² on one seed (SD3.5 Large)
+
+One prompt, one latent, one seed ({SEED}, fixed), one sampler and **one schedule** feed four guiders,
+so the four images differ only by the guidance:
+
+- **A: CFGGuider**, cfg 7.5 (S²'s lambda, so A → C isolates S²'s term);
+- **B: RAAG**, w_max 18, alpha 12 (arXiv 2508.03442: w = 1 + (w_max − 1) exp(−alpha rho));
+- **C: S²**, lambda 7.5, omega 0.25, 10% of the blocks dropped (arXiv 2508.12880);
+- **D: RAAG + S²**, RAAG's schedule as lambda plus S²'s term.
+
+Under B, C and D the *Guidance Trace Plot* shows rho and w per step, with S²'s steps shaded.
+
+20 steps is a middle ground: RAAG is made for few steps (set the shared schedule to 10 to see its
+claim), S² for the model's usual count (28 in its paper). C and D cost 1.5× A and B (one extra pass).
+
+## Model (one file: it holds the three text encoders and the VAE)
+{model_links(SD35_CKPT)}
+
+The pack's nodes: {GUIDERS_MENU}.
+""", -500, 0, box_h=700)
+    return wf
+
+
+BUILDERS = [raag_sd35, s2_sd35, raag_s2_flux, raag_qwen_image, s2_wan21_t2v, ab_compare_sd35]
+
+
+def render(wf: Workflow) -> str:
+    return json.dumps(wf.to_json(), indent=1, ensure_ascii=False) + "\n"
+
+
+def build_all(infos: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
+    """File name -> the text this script writes for it."""
+    infos = infos or load_node_infos()
+    return {f"{builder.__name__}.json": render(builder(infos)) for builder in BUILDERS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when a file is out of date")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, text in build_all().items():
+        path = WORKFLOWS / name
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            continue
+        stale.append(name)
+        if not args.check:
+            WORKFLOWS.mkdir(exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    verb = "out of date" if args.check else "written"
+    print(f"{len(stale)} workflow file(s) {verb}: {', '.join(stale) or '-'}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
