@@ -3,6 +3,7 @@ calls (an APPLY_MODEL wrapper and forward hooks on the blocks) or record core's 
 
 from __future__ import annotations
 
+import comfy.model_management
 import comfy.patcher_extension
 import comfy.samplers
 import torch
@@ -130,3 +131,31 @@ class HookRecorder:
         self.patcher = patcher.clone()
         self.patcher.set_model_sampler_pre_cfg_function(record_pre)
         self.patcher.set_model_sampler_post_cfg_function(record_post)
+
+
+def fail_inside(patcher, which: str, failure: str, seen_overrides: list | None = None):
+    """Makes the model fail from inside a pass, ``which`` = "full" or "subnetwork": a forward pre-hook
+    on a leaf of the first block (never dropped) raises, with an exception or as a user's interrupt.
+    An APPLY_MODEL wrapper on the returned patcher clone tells the hook which pass is running.
+    ``seen_overrides`` receives the blocks' forward overrides in place when it fails.
+    Returns (patcher, hook handle): remove the handle afterwards."""
+    state = {"sub": False}
+
+    def mark(executor, *args, **kwargs):
+        state["sub"] = bool(args[5].get(PASS_MARKER))
+        return executor(*args, **kwargs)
+
+    def fail(module, args):
+        if state["sub"] == (which == "subnetwork"):
+            if seen_overrides is not None:
+                seen_overrides.extend(forward_overrides(patcher))
+            if failure == "interrupt":
+                comfy.model_management.interrupt_current_processing(True)
+                comfy.model_management.throw_exception_if_processing_interrupted()
+            raise RuntimeError(f"boom in the {which} pass")
+
+    first_block = next(iter(block_modules(patcher).values()))
+    leaf = next(m for m in first_block.modules() if not list(m.children()))
+    marked = patcher.clone()
+    marked.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test-mark", mark)
+    return marked, leaf.register_forward_pre_hook(fail)

@@ -19,9 +19,9 @@ from comfy_extras.nodes_slg import SkipLayerGuidanceDiT
 from support import (
     HookRecorder,
     ModelCalls,
-    block_modules,
     cfg_guider,
     conditioning_row,
+    fail_inside,
     forward_overrides,
     raag_guider,
     raag_s2_guider,
@@ -64,36 +64,13 @@ def test_batch_of_four_prompts_equals_each_alone(kind):
         assert torch.allclose(together[i:i + 1], alone, atol=1e-4), f"sample {i}"
 
 
-def _fail_inside(case, which: str, failure: str):
-    """A forward pre-hook on a block that always runs, raising in the chosen pass (full or sub-network);
-    an APPLY_MODEL wrapper tells the hook which pass is running."""
-    state = {"sub": False}
-
-    def mark(executor, *args, **kwargs):
-        state["sub"] = bool(args[5].get("raag_s2_subnetwork"))
-        return executor(*args, **kwargs)
-
-    def fail(module, args):
-        if state["sub"] == (which == "subnetwork"):
-            if failure == "interrupt":
-                comfy.model_management.interrupt_current_processing(True)
-                comfy.model_management.throw_exception_if_processing_interrupted()
-            raise RuntimeError(f"boom in the {which} pass")
-
-    first_block = next(iter(block_modules(case.patcher).values()))
-    leaf = next(m for m in first_block.modules() if not list(m.children()))
-    patcher = case.patcher.clone()
-    patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test-mark", mark)
-    return patcher, leaf.register_forward_pre_hook(fail)
-
-
 @pytest.mark.parametrize("arch", ["flux", "hidream"])
 @pytest.mark.parametrize("which", ["full", "subnetwork"])
 @pytest.mark.parametrize("failure", ["exception", "interrupt"])
 def test_failure_in_each_kind_of_pass_leaves_nothing_behind(arch, which, failure):
     case = tm.build(arch)
     before = repr(case.patcher.model_options)
-    patcher, handle = _fail_inside(case, which, failure)
+    patcher, handle = fail_inside(case.patcher, which, failure)
     guider = raag_s2_guider(case, patcher=patcher, raag={"alpha": 2.0})
     expected = comfy.model_management.InterruptProcessingException if failure == "interrupt" else RuntimeError
     try:

@@ -17,6 +17,7 @@ from support import (
     ModelCalls,
     block_modules,
     cfg_guider,
+    fail_inside,
     forward_overrides,
     raag_guider,
     raag_s2_guider,
@@ -144,25 +145,8 @@ def test_no_leftovers_after_a_failure_inside_the_extra_pass(arch, failure):
     dropped, so the restore code really has something to restore."""
     case = tm.build(arch)
     options_before = repr(case.patcher.model_options)
-    state = {"in_subnetwork": False, "overrides_seen": None}
-
-    def mark_pass(executor, *args, **kwargs):
-        state["in_subnetwork"] = bool(args[5].get("raag_s2_subnetwork"))
-        return executor(*args, **kwargs)
-
-    def fail(module, args):
-        if state["in_subnetwork"]:
-            state["overrides_seen"] = forward_overrides(case.patcher)
-            if failure == "interrupt":
-                comfy.model_management.interrupt_current_processing(True)
-                comfy.model_management.throw_exception_if_processing_interrupted()
-            raise RuntimeError("boom inside the sub-network pass")
-
-    first_block = next(iter(block_modules(case.patcher).values()))  # never dropped
-    leaf = next(m for m in first_block.modules() if not list(m.children()))
-    handle = leaf.register_forward_pre_hook(fail)
-    marked = case.patcher.clone()
-    marked.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test-mark", mark_pass)
+    seen: list = []
+    marked, handle = fail_inside(case.patcher, "subnetwork", failure, seen)
     guider = s2_guider(case, patcher=marked)
     expected = comfy.model_management.InterruptProcessingException if failure == "interrupt" else RuntimeError
     try:
@@ -171,7 +155,7 @@ def test_no_leftovers_after_a_failure_inside_the_extra_pass(arch, failure):
     finally:
         handle.remove()
     if arch != "sd3":  # forward overrides were in place when it failed (sd3 uses ComfyUI's dit patches)
-        assert state["overrides_seen"]
+        assert seen
     assert forward_overrides(case.patcher) == []
     assert repr(case.patcher.model_options) == options_before
     # the same guider object's next run equals a fresh guider's run
