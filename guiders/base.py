@@ -136,28 +136,16 @@ class GuidanceGuider(comfy.samplers.CFGGuider):
         out = self._calc_cond_batch(conds, x, timestep, model_options)
         cond_pred, uncond_pred = out[0], out[1]
 
-        rho = None
-        scale = self.cfg
-        if uncond is not None and self.raag is not None:
-            anchor = self.inner_model.model_sampling.calculate_denoised(timestep, torch.zeros_like(x), x)
-            rho = guidance_ratio(cond_pred, uncond_pred, anchor, self.raag.ratio_mode)
-            if raag_on:
-                w = raag_scale(rho, self.raag.w_max, self.raag.alpha)
-                scale = per_sample_view(w, cond_pred)
-
+        scale, rho = self._guidance_scale(x, timestep, cond_pred, uncond_pred, uncond is not None, raag_on)
         dropped, deviation = (), None
         if s2_on:
             comfy.model_management.throw_exception_if_processing_interrupted()
             dropped = draw_mask(run.eligible, self.s2.drop_ratio, run.seed, sigma, self.s2.min_dropped)
-            sub_options = blocks.dropping_options(self._arch, model_options, dropped)
-            (sub_pred,) = comfy.samplers.calc_cond_batch(self.inner_model, [positive], x, timestep, sub_options)
-            correction = s2_term(cond_pred, sub_pred, self.s2.omega)
+            (sub_pred,) = comfy.samplers.calc_cond_batch(
+                self.inner_model, [positive], x, timestep, blocks.dropping_options(self._arch, model_options, dropped))
             if uncond is not None:
                 deviation = subnetwork_deviation(cond_pred, uncond_pred, sub_pred)
-            model_options = dict(model_options)
-            model_options["sampler_post_cfg_function"] = [
-                lambda args: args["denoised"] + correction
-            ] + list(model_options.get("sampler_post_cfg_function", []))
+            model_options = _with_first_post_cfg(model_options, s2_term(cond_pred, sub_pred, self.s2.omega))
 
         for fn in model_options.get("sampler_pre_cfg_function", []):
             out = fn({"conds": conds, "conds_out": out, "cond_scale": scale, "timestep": timestep, "input": x,
@@ -170,12 +158,32 @@ class GuidanceGuider(comfy.samplers.CFGGuider):
                                      rho=rho, dropped=dropped, deviation=deviation))
         return result
 
+    def _guidance_scale(self, x, timestep, cond_pred, uncond_pred, has_uncond: bool, raag_on: bool):
+        """(scale, rho): RAAG's per-sample w inside its window, else the fixed cfg. rho is measured
+        whenever an unconditional prediction exists, for the trace."""
+        if not has_uncond or self.raag is None:
+            return self.cfg, None
+        anchor = self.inner_model.model_sampling.calculate_denoised(timestep, torch.zeros_like(x), x)
+        rho = guidance_ratio(cond_pred, uncond_pred, anchor, self.raag.ratio_mode)
+        if not raag_on:
+            return self.cfg, rho
+        return per_sample_view(raag_scale(rho, self.raag.w_max, self.raag.alpha), cond_pred), rho
+
     def _calc_cond_batch(self, conds, x, timestep, model_options):
         if "sampler_calc_cond_batch_function" in model_options:
             args = {"conds": conds, "input": x, "sigma": timestep, "model": self.inner_model,
                     "model_options": model_options}
             return model_options["sampler_calc_cond_batch_function"](args)
         return comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
+
+
+def _with_first_post_cfg(model_options: dict, correction: torch.Tensor) -> dict:
+    """A shallow copy of ``model_options`` whose first post-cfg step adds S²'s ``correction`` to the CFG
+    result, so the user's post-cfg hooks (CFGZeroStar, SLG...) see the whole guided prediction."""
+    options = dict(model_options)
+    options["sampler_post_cfg_function"] = [lambda args: args["denoised"] + correction] + list(
+        model_options.get("sampler_post_cfg_function", []))
+    return options
 
 
 class RAAGGuider(GuidanceGuider):
