@@ -47,6 +47,10 @@ def _panel(draw, font, box, xs, series, title, x_max, shade):
     for y in (low, (low + high) / 2, high):
         draw.line([left - 4, py(y), left, py(y)], fill=(0, 0, 0))
         draw.text((6, py(y) - 6), f"{y:.3g}", fill=(0, 0, 0), font=font)
+    every = max(1, int(40 * x_max / (right - left)) + 1)  # step labels at least ~40 px apart
+    for step in range(0, int(x_max) + 1, every):
+        draw.line([px(step), bottom, px(step), bottom + 4], fill=(0, 0, 0))
+        draw.text((px(step) - 3, bottom + 6), str(step), fill=(0, 0, 0), font=font)
     for i, ys in enumerate(series):
         points = [(px(x), py(y)) for x, y in zip(xs, ys) if y is not None]
         colour = COLOURS[i % len(COLOURS)]
@@ -83,8 +87,8 @@ def draw_trace(rows: list[dict], title: str = "") -> np.ndarray:
     bottom_box = (MARGIN_LEFT, MARGIN_TOP + panel_h + PANEL_GAP, right, MARGIN_TOP + 2 * panel_h + PANEL_GAP)
     _panel(draw, font, top_box, xs, _per_sample(rows, top_key), top_title, x_max, shade)
     _panel(draw, font, bottom_box, xs, _per_sample(rows, "w"), "guidance scale w", x_max, shade)
-    label = f"step (0 to {int(round(x_max))}); {len(rows)} model calls; shaded: S2 sub-network pass"
-    draw.text((MARGIN_LEFT, HEIGHT - 22), label, fill=(0, 0, 0), font=font)
+    label = f"step; {len(rows)} model calls; shaded: S2 sub-network pass"
+    draw.text((MARGIN_LEFT, HEIGHT - 16), label, fill=(0, 0, 0), font=font)
     if title:
         draw.text((MARGIN_LEFT, 8), title, fill=(0, 0, 0), font=font)
     return np.asarray(image)
