@@ -3,16 +3,43 @@ PY := .venv/bin/python
 export OMP_NUM_THREADS ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup lint test demo
+.PHONY: setup browser-deps lint test demo workflows locales
 
 setup:
 	@bash tools/setup.sh
 
+# Chromium (Debian package), Playwright and the ComfyUI frontend package: only the browser test uses them.
+browser-deps: setup
+	@bash tools/setup_browser.sh
+
 lint: setup
 	.venv/bin/ruff check .
 
-test: setup lint
+test: setup lint browser-deps
 	$(PY) -m pytest
 
 demo: setup
 	$(PY) tools/demo.py
+
+# Regenerate files that are derived from the node schemas (tests fail when they are out of date).
+workflows: setup
+	$(PY) tools/make_workflows.py
+
+locales: setup
+	$(PY) tools/gen_locales.py
+
+# Overhead of the guiders over CFGGuider (issue #5): prints a table and writes docs/bench_overhead.md.
+# Extra options: make bench-overhead BENCH_ARGS="--clock cpu" (shared CPU) or "--device cuda --real-size --archs sd3".
+BENCH_ARGS ?=
+.PHONY: bench-overhead
+bench-overhead: setup
+	TORCH_CPP_LOG_LEVEL=ERROR $(PY) tools/bench_overhead.py --out docs/bench_overhead.md $(BENCH_ARGS)
+
+# The reproduction benchmark on the demo model (~10-15 min on 2 cores): docs/bench_repro.{md,png,json}.
+.PHONY: bench train-demo
+bench: setup
+	$(PY) tools/bench_repro.py
+
+# Retrains the shipped demo model into demo_model/ (deterministic, ~45-50 min on 2 cores; CI never runs it).
+train-demo: setup
+	$(PY) tools/train_demo.py

@@ -1,0 +1,106 @@
+"""Sampling the demo model in-process through ComfyUI's real SamplerCustomAdvanced node, with the stock
+CFGGuider or this pack's guiders; shared by bench_repro.py, demo.py and the tests.
+
+Every call counts the model evaluations per image (a unet function wrapper on a clone of the MODEL),
+so "model calls per image" is measured, not assumed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import comfy.samplers
+import torch
+from comfy_extras.nodes_custom_sampler import (
+    BasicScheduler,
+    KSamplerSelect,
+    RandomNoise,
+    SamplerCustomAdvanced,
+)
+from raag_s2_guidance import guiders
+from raag_s2_guidance.demo_model import SPEC, Prompt, model, spec
+
+
+@dataclass(frozen=True)
+class Method:
+    """One guidance setting. kind: cfg | raag | s2 | raag_s2."""
+
+    label: str
+    kind: str
+    cfg: float = 1.0
+    w_max: float = 6.0
+    alpha: float = 2.0
+    omega: float = 0.25
+    drop_ratio: float = 0.1
+
+
+@dataclass
+class Run:
+    pixels: torch.Tensor  # [B, 3, 8, 8] in [0, 1]
+    calls_per_image: float
+    seconds: float
+    trace: list = field(default_factory=list)  # GuidanceTrace.rows() (pack guiders only)
+
+
+class DemoModel:
+    def __init__(self, folder: Path | None = None):
+        folder = Path(folder) if folder else spec.HERE
+        self.patcher = model.load_patcher(folder / spec.WEIGHTS_FILE.name)
+        self.embeddings = folder / spec.EMBEDDINGS_FILE.name
+        self.calls = 0
+
+        def counting(apply_model, args):
+            self.calls += args["input"].shape[0]
+            return apply_model(args["input"], args["timestep"], **args["c"])
+
+        self.counted = self.patcher.clone()
+        self.counted.set_model_unet_function_wrapper(counting)
+
+    def conditioning(self, prompts: list[Prompt]) -> list:
+        return model.conditioning(prompts, self.embeddings)
+
+    def guider(self, method: Method, positive, negative):
+        m = self.counted
+        if method.kind == "cfg":
+            g = comfy.samplers.CFGGuider(m)
+            g.set_cfg(method.cfg)
+        elif method.kind == "raag":
+            g = guiders.RAAGGuider(m, guiders.RAAGConfig(method.w_max, method.alpha), cfg=method.cfg)
+        elif method.kind == "s2":
+            g = guiders.S2Guider(m, guiders.S2Config(method.omega, method.drop_ratio), cfg=method.cfg)
+        elif method.kind == "raag_s2":
+            g = guiders.RAAGS2Guider(m, guiders.RAAGConfig(method.w_max, method.alpha),
+                                     guiders.S2Config(method.omega, method.drop_ratio))
+        else:
+            raise ValueError(f"unknown method kind {method.kind!r}")
+        g.set_conds(positive, negative)
+        return g
+
+    def sample(self, method: Method, prompts: list[Prompt], steps: int, seed: int,
+               sampler: str = "euler", scheduler: str = "simple") -> Run:
+        positive = self.conditioning(prompts)
+        negative = self.conditioning([Prompt()] * len(prompts))
+        g = self.guider(method, positive, negative)
+        sigmas = BasicScheduler.execute(model=self.counted, scheduler=scheduler, steps=steps, denoise=1.0).result[0]
+        noise = RandomNoise.execute(noise_seed=seed).result[0]
+        sampler_obj = KSamplerSelect.execute(sampler_name=sampler).result[0]
+        latent = {"samples": torch.zeros((len(prompts), 3, SPEC.image_size, SPEC.image_size))}
+        self.calls = 0
+        started = time.perf_counter()
+        out = SamplerCustomAdvanced.execute(noise=noise, guider=g, sampler=sampler_obj, sigmas=sigmas,
+                                            latent_image=latent).result[0]["samples"]
+        seconds = time.perf_counter() - started
+        trace = g.trace.rows() if isinstance(g, guiders.GuidanceGuider) else []
+        return Run(out.float().clamp(0, 1), self.calls / len(prompts), seconds, trace)
+
+
+def full_prompts(n: int, seed: int) -> list[Prompt]:
+    """n random full prompts (digit, fg, bg with fg != bg), deterministic in seed."""
+    gen = torch.Generator().manual_seed(seed)
+    k = len(SPEC.colour_names)
+    digits = torch.randint(10, (n,), generator=gen)
+    fg = torch.randint(k, (n,), generator=gen)
+    bg = (fg + torch.randint(1, k, (n,), generator=gen)) % k
+    return [Prompt(int(d), int(f), int(b)) for d, f, b in zip(digits, fg, bg)]
