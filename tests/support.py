@@ -6,6 +6,8 @@ from __future__ import annotations
 import comfy.model_management
 import comfy.patcher_extension
 import comfy.samplers
+import pytest
+import tiny_models
 import torch
 from raag_s2_guidance.guiders import RAAGConfig, RAAGGuider, RAAGS2Guider, S2Config, S2Guider, StepWindow
 from raag_s2_guidance.guiders.blocks import PASS_MARKER, architecture_of
@@ -159,3 +161,13 @@ def fail_inside(patcher, which: str, failure: str, seen_overrides: list | None =
     marked = patcher.clone()
     marked.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test-mark", mark)
     return marked, leaf.register_forward_pre_hook(fail)
+
+
+def sample_expecting_failure(case, guider, failure: str, handle, steps: int) -> None:
+    """Samples and expects the failure ``fail_inside`` set up (then removes its hook)."""
+    expected = comfy.model_management.InterruptProcessingException if failure == "interrupt" else RuntimeError
+    try:
+        with pytest.raises(expected):
+            tiny_models.sample(case, guider, steps=steps)
+    finally:
+        handle.remove()

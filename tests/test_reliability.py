@@ -26,6 +26,7 @@ from support import (
     raag_guider,
     raag_s2_guider,
     s2_guider,
+    sample_expecting_failure,
 )
 
 KINDS = {
@@ -72,12 +73,7 @@ def test_failure_in_each_kind_of_pass_leaves_nothing_behind(arch, which, failure
     before = repr(case.patcher.model_options)
     patcher, handle = fail_inside(case.patcher, which, failure)
     guider = raag_s2_guider(case, patcher=patcher, raag={"alpha": 2.0})
-    expected = comfy.model_management.InterruptProcessingException if failure == "interrupt" else RuntimeError
-    try:
-        with pytest.raises(expected):
-            tm.sample(case, guider, steps=STEPS)
-    finally:
-        handle.remove()
+    sample_expecting_failure(case, guider, failure, handle, STEPS)
     assert forward_overrides(case.patcher) == [] and repr(case.patcher.model_options) == before
     assert torch.equal(tm.sample(case, guider, steps=STEPS),
                        tm.sample(case, raag_s2_guider(case, raag={"alpha": 2.0}), steps=STEPS))
