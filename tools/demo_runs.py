@@ -13,14 +13,10 @@ from pathlib import Path
 
 import comfy.samplers
 import torch
-from comfy_extras.nodes_custom_sampler import (
-    BasicScheduler,
-    KSamplerSelect,
-    RandomNoise,
-    SamplerCustomAdvanced,
-)
+from demo_data import random_colours
 from raag_s2_guidance import guiders
 from raag_s2_guidance.demo_model import SPEC, Prompt, model, spec
+from tiny_models import sample_latent
 
 
 @dataclass(frozen=True)
@@ -83,14 +79,10 @@ class DemoModel:
         positive = self.conditioning(prompts)
         negative = self.conditioning([Prompt()] * len(prompts))
         g = self.guider(method, positive, negative)
-        sigmas = BasicScheduler.execute(model=self.counted, scheduler=scheduler, steps=steps, denoise=1.0).result[0]
-        noise = RandomNoise.execute(noise_seed=seed).result[0]
-        sampler_obj = KSamplerSelect.execute(sampler_name=sampler).result[0]
-        latent = {"samples": torch.zeros((len(prompts), 3, SPEC.image_size, SPEC.image_size))}
+        latent = torch.zeros((len(prompts), 3, SPEC.image_size, SPEC.image_size))
         self.calls = 0
         started = time.perf_counter()
-        out = SamplerCustomAdvanced.execute(noise=noise, guider=g, sampler=sampler_obj, sigmas=sigmas,
-                                            latent_image=latent).result[0]["samples"]
+        out = sample_latent(g, latent, sampler_name=sampler, steps=steps, seed=seed, scheduler=scheduler)
         seconds = time.perf_counter() - started
         trace = g.trace.rows() if isinstance(g, guiders.GuidanceGuider) else []
         return Run(out.float().clamp(0, 1), self.calls / len(prompts), seconds, trace)
@@ -99,8 +91,6 @@ class DemoModel:
 def full_prompts(n: int, seed: int) -> list[Prompt]:
     """n random full prompts (digit, fg, bg with fg != bg), deterministic in seed."""
     gen = torch.Generator().manual_seed(seed)
-    k = len(SPEC.colour_names)
     digits = torch.randint(10, (n,), generator=gen)
-    fg = torch.randint(k, (n,), generator=gen)
-    bg = (fg + torch.randint(1, k, (n,), generator=gen)) % k
+    fg, bg = random_colours(n, len(SPEC.colour_names), gen)
     return [Prompt(int(d), int(f), int(b)) for d, f, b in zip(digits, fg, bg)]

@@ -291,9 +291,14 @@ def write_tiny_sd3_checkpoint(path, seed: int = 0, depth: int = 3) -> pathlib.Pa
     return path
 
 
-def sample(case: TinyCase, guider, *, sampler_name: str = "euler", steps: int = 10, seed: int = 0,
-           latent: torch.Tensor | dict | None = None, scheduler: str = "simple",
-           denoise: float = 1.0, sigmas: torch.Tensor | None = None) -> torch.Tensor:
+def sample(case: TinyCase, guider, *, latent: torch.Tensor | dict | None = None, **options) -> torch.Tensor:
+    """``sample_latent`` on the case's empty latent (or ``latent``); see there for ``options``."""
+    return sample_latent(guider, case.latent if latent is None else latent, **options)
+
+
+def sample_latent(guider, latent: torch.Tensor | dict, *, sampler_name: str = "euler", steps: int = 10,
+                  seed: int = 0, scheduler: str = "simple", denoise: float = 1.0,
+                  sigmas: torch.Tensor | None = None) -> torch.Tensor:
     """Samples exactly as a stock graph does: RandomNoise + KSamplerSelect + BasicScheduler (on the
     guider's model) into the real ``SamplerCustomAdvanced`` node. Returns the output latent.
 
@@ -311,7 +316,6 @@ def sample(case: TinyCase, guider, *, sampler_name: str = "euler", steps: int = 
             model=guider.model_patcher, scheduler=scheduler, steps=steps, denoise=denoise).result[0]
     noise = RandomNoise.execute(noise_seed=seed).result[0]
     sampler = KSamplerSelect.execute(sampler_name=sampler_name).result[0]
-    latent = case.latent if latent is None else latent
     latent = latent if isinstance(latent, dict) else {"samples": latent}
     out = SamplerCustomAdvanced.execute(noise=noise, guider=guider, sampler=sampler, sigmas=sigmas,
                                         latent_image=latent)
