@@ -6,11 +6,11 @@ export PYTHONUNBUFFERED := 1
 .PHONY: setup browser-deps lint test demo workflows locales
 
 setup:
-	@bash tools/setup.sh
+	@bash tools/runtime/setup.sh
 
 # Chromium (Debian package), Playwright and the ComfyUI frontend package: only the browser test uses them.
 browser-deps: setup
-	@bash tools/setup_browser.sh
+	@bash tools/runtime/setup_browser.sh
 
 lint: setup
 	.venv/bin/ruff check .
@@ -19,27 +19,27 @@ test: setup lint browser-deps
 	$(PY) -m pytest
 
 demo: setup
-	$(PY) tools/demo.py
+	$(PY) tools/demo/demo.py
 
 # Regenerate files that are derived from the node schemas (tests fail when they are out of date).
 workflows: setup
-	$(PY) tools/make_workflows.py
+	$(PY) tools/generate/make_workflows.py
 
 locales: setup
-	$(PY) tools/gen_locales.py
+	$(PY) tools/generate/gen_locales.py
 
 # Overhead of the guiders over CFGGuider (issue #5): prints a table and writes docs/bench_overhead.md.
 # Extra options: make bench-overhead BENCH_ARGS="--clock cpu" (shared CPU) or "--device cuda --real-size --archs sd3".
 BENCH_ARGS ?=
 .PHONY: bench-overhead
 bench-overhead: setup
-	TORCH_CPP_LOG_LEVEL=ERROR $(PY) tools/bench_overhead.py --out docs/bench_overhead.md $(BENCH_ARGS)
+	TORCH_CPP_LOG_LEVEL=ERROR $(PY) tools/bench/bench_overhead.py --out docs/bench_overhead.md $(BENCH_ARGS)
 
 # The reproduction benchmark on the demo model (~10-15 min on 2 cores): docs/bench_repro.{md,png,json}.
 .PHONY: bench train-demo
 bench: setup
-	$(PY) tools/bench_repro.py
+	$(PY) tools/bench/bench_repro.py
 
 # Retrains the shipped demo model into demo_model/ (deterministic, ~45-50 min on 2 cores; CI never runs it).
 train-demo: setup
-	$(PY) tools/train_demo.py
+	$(PY) tools/demo/train_demo.py

@@ -1,4 +1,4 @@
-"""Test bootstrap: a real ComfyUI (tools/comfy_env.py) and this pack, imported as ComfyUI would.
+"""Test bootstrap: a real ComfyUI (tools/runtime/comfy_env.py) and this pack, imported as ComfyUI would.
 
 Nothing here replaces a `comfy` module: every test runs ComfyUI's own code on tiny models.
 """
@@ -12,6 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
+import toolpath  # noqa: E402
+
+toolpath.install()  # the role folders of tools/
 
 import comfy_env  # noqa: E402
 
@@ -40,7 +43,7 @@ def comfy_server(tmp_path_factory):
     """One real ComfyUI server for the session (started by the first test that asks for it).
 
     It loads this pack from outside the ComfyUI folder, the test nodes of ``tests/comfy_nodes`` and
-    serves ``models/diffusion_models/tiny_sd3.safetensors``. Logic: ``tools/comfy_server.py``.
+    serves ``models/diffusion_models/tiny_sd3.safetensors``. Logic: ``tools/harness/comfy_server.py``.
     """
     import tiny_models
     from comfy_server import ComfyServer

@@ -1,5 +1,5 @@
 """workflows/demo_tiny.json (the file users drag onto the canvas) converts to an API prompt with
-tools/workflow_api.py and runs to the end in a real ComfyUI server with this pack installed."""
+tools/harness/workflow_api.py and runs to the end in a real ComfyUI server with this pack installed."""
 
 from __future__ import annotations
 

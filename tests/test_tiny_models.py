@@ -1,4 +1,4 @@
-"""The tiny real-ComfyUI models of tools/tiny_models.py: they build, sample through the stock
+"""The tiny real-ComfyUI models of tools/harness/tiny_models.py: they build, sample through the stock
 SamplerCustomAdvanced node with the stock CFGGuider, load from a checkpoint like UNETLoader, and
 every block matters (dropping one moves the output)."""
 

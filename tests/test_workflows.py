@@ -77,8 +77,8 @@ def test_generated_workflows_are_up_to_date(infos):
     built = make_workflows.build_all(infos)
     stale = [name for name, text in built.items()
              if not (WORKFLOWS / name).is_file() or (WORKFLOWS / name).read_text(encoding="utf-8") != text]
-    assert not stale, (f"out of date: {stale}. Regenerate with `.venv/bin/python tools/make_workflows.py` "
-                       "(or `make workflows`); edit tools/make_workflows.py, not the JSON")
+    assert not stale, (f"out of date: {stale}. Regenerate with `.venv/bin/python tools/generate/make_workflows.py` "
+                       "(or `make workflows`); edit tools/generate/make_workflows.py, not the JSON")
 
 
 def test_every_generated_file_has_expected_models():

@@ -1,4 +1,4 @@
-"""Test-only ComfyUI node pack: random CONDITIONING for the tiny models of ``tools/tiny_models.py``.
+"""Test-only ComfyUI node pack: random CONDITIONING for the tiny models of ``tools/harness/tiny_models.py``.
 
 There are no text encoders for the random tiny models, so end-to-end graphs take their positive and
 negative conditioning from this node. The e2e fixture loads this folder as an extra custom-node path.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from comfy_api.latest import ComfyExtension, io
 
-_TOOLS = str(Path(__file__).resolve().parents[3] / "tools")
+_TOOLS = str(Path(__file__).resolve().parents[3] / "tools" / "harness")
 if _TOOLS not in sys.path:
     sys.path.insert(0, _TOOLS)
 

@@ -1,7 +1,7 @@
 """Writes the example workflows in ``workflows/`` (UI format, the files a user drags onto the canvas).
 
-    .venv/bin/python tools/make_workflows.py           # (re)write them
-    .venv/bin/python tools/make_workflows.py --check   # exit 1 if a file differs from what it would write
+    .venv/bin/python tools/generate/make_workflows.py           # (re)write them
+    .venv/bin/python tools/generate/make_workflows.py --check   # exit 1 if a file differs from what it would write
 
 The sockets, widget order and default values come from the node definitions of the real ComfyUI
 (imported in-process, like the tests do) and of this pack, so a file always matches the nodes it uses.
@@ -23,9 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "workflows"
 sys.path.insert(0, str(REPO / "tools"))
+import toolpath  # noqa: E402
+
+toolpath.install()  # the role folders of tools/
 
 PACK_PREFIX = "RAAGS2Guidance_"
 PACK_CNR_ID = "raag-s2-guidance"  # [project] name in pyproject.toml: the registry id

@@ -1,6 +1,6 @@
 """Trains the demo model (and its evaluation classifier) and writes the shipped files into demo_model/.
 
-    OMP_NUM_THREADS=1 .venv/bin/python tools/train_demo.py            # the shipped run (~30 min, 2 cores)
+    OMP_NUM_THREADS=1 .venv/bin/python tools/demo/train_demo.py            # the shipped run (~30 min, 2 cores)
     make train-demo
 
 Deterministic from --seed on a CPU with torch single-threaded. What it trains (docs/demo_model.md):
@@ -23,8 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
+import toolpath  # noqa: E402
+
+toolpath.install()  # the role folders of tools/
 
 import comfy_env  # noqa: E402
 

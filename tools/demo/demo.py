@@ -1,7 +1,7 @@
 """`make demo`: runs the shipped workflow workflows/demo_tiny.json in a real ComfyUI server (this pack
 installed, nothing else) and lays its saved images out as one grid.
 
-    OMP_NUM_THREADS=1 .venv/bin/python tools/demo.py [--thumbnail]
+    OMP_NUM_THREADS=1 .venv/bin/python tools/demo/demo.py [--thumbnail]
 
 Rows: the prompts of the workflow's "Prompts" node (one per line); columns: the workflow's SaveImage
 nodes (no guidance at 30 steps, CFG at 10 and 30, RAAG, S² and RAAG + S² at 10), all from the same
@@ -20,8 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
+import toolpath  # noqa: E402
+
+toolpath.install()  # the role folders of tools/
 
 import comfy_env  # noqa: E402
 

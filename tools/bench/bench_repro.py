@@ -1,10 +1,10 @@
 """Reproduction benchmark of RAAG and S²-Guidance on the shipped demo model (not a test).
 
-    OMP_NUM_THREADS=1 .venv/bin/python tools/bench_repro.py      # or: make bench   (~10-15 min, 2 cores)
+    OMP_NUM_THREADS=1 .venv/bin/python tools/bench/bench_repro.py      # or: make bench   (~10-15 min, 2 cores)
 
 Fixed prompts and seeds. For every method and every step count in --steps (plus a 100-step run of
 the same method from the same noise) it samples a batch of --images prompts through ComfyUI's real
-SamplerCustomAdvanced (tools/demo_runs.py) and reports:
+SamplerCustomAdvanced (tools/demo/demo_runs.py) and reports:
 - attribute accuracy: the fraction of prompted attributes (digit, foreground, background) that are
   right; colours read from the pixels, the digit named by the shipped classifier; digit accuracy alone;
 - FD: Frechet distance of the classifier's 64 features against held-out real digits rendered in
@@ -29,8 +29,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
+import toolpath  # noqa: E402
+
+toolpath.install()  # the role folders of tools/
 
 import comfy_env  # noqa: E402
 
@@ -178,7 +181,7 @@ def report(result, base, cfg_ref) -> str:
     lines = [
         "# Reproduction benchmark on the demo model",
         "",
-        f"Command: `make bench` (`tools/bench_repro.py`), {result['images']} prompts (random digit x foreground x "
+        f"Command: `make bench` (`tools/bench/bench_repro.py`), {result['images']} prompts (random digit x foreground x "
         f"background, seed {result['prompt_seed']}), one image each, noise seed {result['noise_seed']}, euler sampler, "
         f"`simple` schedule, every image sampled through ComfyUI's SamplerCustomAdvanced. {result['machine']}; "
         f"the whole run took {result['minutes']:.1f} min.",

@@ -2,7 +2,7 @@
 
     make bench-overhead                                  # CPU; writes docs/bench_overhead.md
     make bench-overhead BENCH_ARGS="--clock cpu"         # a shared, noisy CPU machine
-    .venv/bin/python tools/bench_overhead.py --device cuda --real-size --archs sd3 --out docs/bench_overhead_gpu.md
+    .venv/bin/python tools/bench/bench_overhead.py --device cuda --real-size --archs sd3 --out docs/bench_overhead_gpu.md
 
 CFGGuider, a second CFGGuider (the control: its ratio to the first is the noise of the run), RAAG, S²,
 S² in a [0.2, 0.8] window and RAAG + S² sample the same random-weight models of REAL ComfyUI
@@ -55,8 +55,11 @@ import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
+import toolpath  # noqa: E402
+
+toolpath.install()  # the role folders of tools/
 
 CONTROL = "CFGGuider (control)"  # a second CFGGuider: its ratio to the first is the noise of the run
 CFG_SCALE = 5.0  # CFGGuider's and S²'s scale; RAAG uses its defaults (w_max 18, alpha 12)

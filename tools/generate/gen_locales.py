@@ -1,7 +1,7 @@
 """Writes ``locales/en/nodeDefs.json`` from the V3 schemas of ``nodes.NODES`` (run it after any node change).
 
-    .venv/bin/python tools/gen_locales.py           # (re)write the file
-    .venv/bin/python tools/gen_locales.py --check   # exit 1 when the file is out of date
+    .venv/bin/python tools/generate/gen_locales.py           # (re)write the file
+    .venv/bin/python tools/generate/gen_locales.py --check   # exit 1 when the file is out of date
 
 The format is the frontend's (docs.comfy.org/custom-nodes/i18n): per node id, ``display_name``,
 ``description``, ``inputs.<id>.name`` / ``.tooltip`` and ``outputs.<index>.name`` / ``.tooltip``.
@@ -17,10 +17,13 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TARGET = REPO / "locales" / "en" / "nodeDefs.json"
-COMMAND = ".venv/bin/python tools/gen_locales.py"
+COMMAND = ".venv/bin/python tools/generate/gen_locales.py"
 sys.path.insert(0, str(REPO / "tools"))
+import toolpath  # noqa: E402
+
+toolpath.install()  # the role folders of tools/
 
 
 def node_classes() -> list[type]:
