@@ -13,12 +13,14 @@ import math
 from functools import lru_cache
 
 import comfy.latent_formats
+import comfy.ldm.flux.model
 import comfy.model_management
 import comfy.model_patcher
 import comfy.supported_models
 import comfy.utils
 import torch
 
+from ..guiders.compat import fit_params
 from .pixels import from_model_space, to_model_space
 from .spec import EMBEDDINGS_FILE, SPEC, WEIGHTS_FILE, DemoSpec, Prompt
 
@@ -50,7 +52,8 @@ class DemoFluxConfig(comfy.supported_models.FluxSchnell):
 
 
 def model_config(spec: DemoSpec = SPEC) -> DemoFluxConfig:
-    config = DemoFluxConfig(spec.architecture)
+    """The demo's configuration, with exactly the Flux parameters the running ComfyUI declares."""
+    config = DemoFluxConfig(fit_params(comfy.ldm.flux.model.FluxParams, spec.architecture, keep=("image_model",)))
     config.set_inference_dtype(torch.float32, None)
     return config
 
@@ -60,17 +63,22 @@ def build_model(spec: DemoSpec = SPEC, device=None):
     return model_config(spec).get_model({}, device=device)
 
 
-def load_state_dict(path=WEIGHTS_FILE) -> dict[str, torch.Tensor]:
+def load_state_dict(path=WEIGHTS_FILE, config: DemoFluxConfig | None = None) -> dict[str, torch.Tensor]:
+    """The weights as the running ComfyUI's Flux names them: the file keeps the names it was trained
+    with, and the model configuration's own state-dict conversion renames what changed since (QK-norm
+    ``.scale`` -> ``.weight`` in newer releases), as it does for any Flux checkpoint."""
     sd = comfy.utils.load_torch_file(str(path), safe_load=True)
+    sd = (config or model_config()).process_unet_state_dict(sd)
     return {k: v.float() for k, v in sd.items()}
 
 
 def load_patcher(path=WEIGHTS_FILE, spec: DemoSpec = SPEC) -> comfy.model_patcher.ModelPatcher:
     """The shipped model as a MODEL (a ModelPatcher), loaded like core's UNETLoader does."""
-    sd = load_state_dict(path)
+    config = model_config(spec)
+    sd = load_state_dict(path, config)
     load_device = comfy.model_management.get_torch_device()
     offload_device = comfy.model_management.unet_offload_device()
-    model = build_model(spec).to(offload_device)
+    model = config.get_model({}).to(offload_device)
     missing, unexpected = model.diffusion_model.load_state_dict(sd, strict=False)
     if missing or unexpected:
         raise RuntimeError(f"demo weights {path} do not fit the demo architecture: missing {missing[:5]}, "

@@ -17,6 +17,7 @@ The raw weights are kept (no EMA).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -33,6 +34,7 @@ import comfy_env  # noqa: E402
 
 comfy_env.load_pack()
 
+import comfy.model_management  # noqa: E402
 import demo_data  # noqa: E402
 import safetensors.torch  # noqa: E402
 import torch  # noqa: E402
@@ -114,6 +116,23 @@ def drop_tokens(ids: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return ids
 
 
+@contextlib.contextmanager
+def comfy_training_mode():
+    """Tells ComfyUI that the model is being trained, where the running version asks: newer releases
+    run Flux's rope through a fused kernel that has no autograd unless ``in_training`` is set (what
+    core's own training node does). Older releases have no such flag and always use plain torch."""
+    management = comfy.model_management
+    if not hasattr(management, "in_training"):
+        yield
+        return
+    previous = management.in_training
+    management.in_training = True
+    try:
+        yield
+    finally:
+        management.in_training = previous
+
+
 def train_model(data, args, log=print):
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
@@ -153,7 +172,7 @@ def train_model(data, args, log=print):
         s = sigma[:, None, None, None]
         x = (1 - s) * x0 + s * noise
         tokens, pooled = emb(ids)
-        with keep_copies:
+        with keep_copies, comfy_training_mode():
             out = dm(x, sigma, tokens, y=pooled)
         loss = F.mse_loss(out, noise - x0)
         opt.zero_grad(set_to_none=True)
@@ -201,6 +220,9 @@ def main():
         meta["classifier_heldout_digit_accuracy"] = round(acc, 4)
         meta["classifier_seconds"] = round(time.monotonic() - t0, 1)
     dm, emb, history, seconds = train_model(data, args, log=log)
+    # Saved under the running ComfyUI's key names. The shipped file has ComfyUI 0.3.x names (QK-norm
+    # ".scale"), which every supported version loads (newer ones rename them on load); a file retrained
+    # on a newer ComfyUI has its names (".weight") and loads there and on newer versions only.
     weights = {k: v.detach().to(torch.float16).contiguous() for k, v in dm.state_dict().items()}
     safetensors.torch.save_file(weights, str(args.out / spec.WEIGHTS_FILE.name),
                                 metadata={"format": "pt", "architecture": json.dumps(SPEC.architecture)})

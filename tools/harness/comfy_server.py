@@ -11,7 +11,6 @@ next to model folders under ``<base>/models``. Everything the server writes goes
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -24,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
-from comfy_env import PACK_NAME, REPO, STUBS, comfy_root
+from comfy_env import PACK_NAME, REPO, comfy_root, stub_paths
 
 MODEL_FOLDERS = ("checkpoints", "diffusion_models", "vae", "text_encoders", "loras", "clip_vision",
                  "controlnet", "upscale_models", "embeddings")
@@ -104,9 +103,7 @@ class ComfyServer:
     def start(self) -> ComfyServer:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.setdefault("OMP_NUM_THREADS", "1")
-        torchvision = importlib.util.find_spec("torchvision")  # the stub counts as none
-        if torchvision is None or STUBS in Path(torchvision.origin or STUBS).resolve().parents:
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(STUBS), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [*stub_paths(), env.get("PYTHONPATH")]))
         started = time.monotonic()
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(self.command(), cwd=comfy_root(), env=env, stdout=log,

@@ -30,6 +30,8 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import math
 import pathlib
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ from dataclasses import dataclass, field
 import comfy.model_management  # callers must have run comfy_env.bootstrap() first (--cpu)
 import comfy.model_patcher
 import comfy.supported_models
+import comfy_env
 import torch
 
 ARCHS: tuple[str, ...] = (
@@ -59,6 +62,10 @@ class _Spec:
     ctx_dim: int                # cross_attn feature size
     extras: dict = field(default_factory=dict)  # cond key -> shape without batch, "mask" or None
     block_lists: tuple = ()     # attribute names of the diffusion model's block lists
+    # Where the running ComfyUI declares this model's parameters: a dataclass ("...Params") or the
+    # model class itself (keyword arguments). The config is fitted to it (guiders.compat), so one spec
+    # builds the model on every supported version.
+    params: str | None = None
 
 
 def _sd3_config(depth: int = 3) -> dict:
@@ -83,11 +90,11 @@ SPECS: dict[str, _Spec] = {
     "sd3": _Spec("SD3", _sd3_config(), _IMAGE, 32, _POOLED, ("joint_blocks",)),
     "flux": _Spec(
         "Flux", dict(image_model="flux", **_FLUX_COMMON, vec_in_dim=32, guidance_embed=True),
-        _IMAGE, 32, _POOLED, ("double_blocks", "single_blocks")),
+        _IMAGE, 32, _POOLED, ("double_blocks", "single_blocks"), "comfy.ldm.flux.model.FluxParams"),
     "chroma": _Spec(
         "Chroma", dict(_FLUX_COMMON, image_model="chroma", in_channels=64, out_channels=64,
                        in_dim=64, out_dim=64, hidden_dim=32, n_layers=2),
-        _IMAGE, 32, {"pooled_output": None}, ("double_blocks", "single_blocks")),
+        _IMAGE, 32, {"pooled_output": None}, ("double_blocks", "single_blocks"), "comfy.ldm.chroma.model.ChromaParams"),
     "wan21": _Spec(
         "WAN21_T2V", dict(image_model="wan2.1", model_type="t2v", dim=64, ffn_dim=128, num_heads=2,
                           num_layers=3, in_dim=16, out_dim=16, text_dim=32, freq_dim=64, patch_size=(1, 2, 2),
@@ -102,7 +109,7 @@ SPECS: dict[str, _Spec] = {
         "HunyuanVideo", dict(_FLUX_COMMON, image_model="hunyuan_video", patch_size=[1, 2, 2], theta=256,
                              vec_in_dim=32, guidance_embed=True, byt5=False, meanflow=False,
                              use_cond_type_embedding=False, vision_in_dim=None),
-        _VIDEO, 32, _POOLED, ("double_blocks", "single_blocks")),
+        _VIDEO, 32, _POOLED, ("double_blocks", "single_blocks"), "comfy.ldm.hunyuan_video.model.HunyuanVideoParams"),
     "ltxv": _Spec(
         "LTXV", dict(image_model="ltxv", in_channels=128, num_layers=3, attention_head_dim=32,
                      num_attention_heads=2, cross_attention_dim=64, caption_channels=32),
@@ -112,7 +119,7 @@ SPECS: dict[str, _Spec] = {
                         n_layers=3, n_refiner_layers=3, n_heads=2, n_kv_heads=2, multiple_of=16,
                         ffn_dim_multiplier=4.0, qk_norm=True, axes_dims=[8, 12, 12], axes_lens=[300, 64, 64],
                         rope_theta=10000.0),
-        _IMAGE, 32, {}, ("layers", "noise_refiner", "context_refiner")),
+        _IMAGE, 32, {}, ("layers", "noise_refiner", "context_refiner"), "comfy.ldm.lumina.model.NextDiT"),
     "hidream": _Spec(
         "HiDream", dict(image_model="hidream", patch_size=2, in_channels=16, out_channels=16, num_layers=3,
                         num_single_layers=3, attention_head_dim=32, num_attention_heads=2,
@@ -162,9 +169,21 @@ def _spec(arch: str) -> _Spec:
         raise ValueError(f"unknown arch {arch!r}; expected one of {ARCHS}") from None
 
 
+def _fitted(spec: _Spec, unet_config: dict) -> dict:
+    if spec.params is None:
+        return unet_config
+    module, name = spec.params.rsplit(".", 1)
+    target = getattr(importlib.import_module(module), name)
+    comfy_env.load_pack()  # the pack's own adapter (also inside a server process, by the test nodes)
+    compat = importlib.import_module(comfy_env.PACK_NAME + ".guiders.compat")
+    if dataclasses.is_dataclass(target):
+        return compat.fit_params(target, unet_config, keep=("image_model",))
+    return compat.fit_kwargs(target, unet_config)
+
+
 def _model_config(arch: str, unet_config: dict | None = None):
     spec = _spec(arch)
-    cfg = getattr(comfy.supported_models, spec.config)(unet_config or spec.unet_config)
+    cfg = getattr(comfy.supported_models, spec.config)(_fitted(spec, unet_config or spec.unet_config))
     cfg.set_inference_dtype(torch.float32, None)
     return cfg
 

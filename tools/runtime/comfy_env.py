@@ -17,7 +17,10 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-STUBS = Path(__file__).resolve().parent / "stubs"
+# Tests-only stand-ins (tools/runtime/stubs/*), one folder per package, used only where the package is
+# not installed: newer ComfyUI imports torchvision and torchaudio at module level.
+STUB_ROOTS = {"torchvision": Path(__file__).resolve().parent / "stubs" / "vision",
+              "torchaudio": Path(__file__).resolve().parent / "stubs" / "audio"}
 PROVISIONED = REPO / ".cache" / "ComfyUI"
 # The pack is imported under this name whatever its folder is called (a clone may be anywhere).
 PACK_NAME = "raag_s2_guidance"
@@ -52,8 +55,9 @@ def bootstrap() -> Path:
             f"No ComfyUI found at {root}. Run `make setup` (or `bash tools/runtime/setup.sh`) to provision "
             "ComfyUI 0.3.75, or point COMFYUI_PATH at your own ComfyUI checkout."
         )
-    if importlib.util.find_spec("torchvision") is None:
-        sys.path.insert(0, str(STUBS))
+    for folder in stub_paths():
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
 
@@ -73,6 +77,17 @@ def bootstrap() -> Path:
 
     _booted = True
     return root
+
+
+def stub_paths() -> list[str]:
+    """The stand-in folders this process needs (for a package that is neither installed nor already
+    stubbed here). Also the PYTHONPATH entries of a server process started from this one."""
+    paths = []
+    for package, folder in STUB_ROOTS.items():
+        spec = importlib.util.find_spec(package)
+        if spec is None or folder in Path(spec.origin or folder).resolve().parents:
+            paths.append(str(folder))
+    return paths
 
 
 def comfy_version() -> str:

