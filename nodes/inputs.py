@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from ..guiders.compat import core_category
 from ..guiders.config import RANGES, RATIO_MODES, StepWindow
 
-CATEGORY = "sampling/custom_sampling/guiders"
+# Our guiders sit beside core's: the category of core's own CFGGuider node on the running ComfyUI
+# (it moved from sampling/custom_sampling/guiders to model/sampling/guiders in newer releases).
+CATEGORY = core_category("comfy_extras.nodes_custom_sampler", "CFGGuider", "sampling/custom_sampling/guiders")
 NODE_PREFIX = "RAAGS2Guidance_"
 
 

@@ -76,7 +76,7 @@ HEIGHTS = {
     "T5TokenizerOptions": 82, "ModelSamplingAuraFlow": 58, "ModelSamplingSD3": 58, "CLIPTextEncode": 200,
     "EmptySD3LatentImage": 106, "EmptyHunyuanLatentVideo": 130, "RandomNoise": 82, "KSamplerSelect": 58,
     "BasicScheduler": 106, "CFGGuider": 98, "SamplerCustomAdvanced": 106, "VAEDecode": 46, "SaveImage": 58,
-    "PreviewImage": 26, "CreateVideo": 78, "SaveVideo": 106, PACK_PREFIX + "RAAGGuider": 218,
+    "PreviewImage": 26, "SaveWEBM": 130, PACK_PREFIX + "RAAGGuider": 218,
     PACK_PREFIX + "S2Guider": 194, PACK_PREFIX + "RAAGS2Guider": 242, PACK_PREFIX + "TracePlot": 46,
 }
 WIDTH = 300
@@ -401,11 +401,11 @@ def branch(wf: Workflow, c: Common, guider_type: str, x: float, y: float, *, ste
         save = wf.add("SaveImage", out_x, y, box_w=420, box_h=460, filename_prefix=prefix)
         wf.connect(decode, 0, save, "images")
     else:
-        video = wf.add("CreateVideo", out_x, y, box_w=420, fps=video_fps)
-        wf.connect(decode, 0, video, "images")
-        save = wf.below(video, "SaveVideo", box_h=400, filename_prefix=prefix, format="auto", codec="auto")
-        wf.connect(video, 0, save, "video")
-        nodes["video"] = video
+        # SaveWEBM: the same inputs on every supported ComfyUI (SaveVideo's format/codec inputs changed
+        # kind in newer releases, so one file could not validate on both).
+        save = wf.add("SaveWEBM", out_x, y, box_w=420, box_h=460, filename_prefix=prefix, codec="vp9",
+                      fps=video_fps, crf=32.0)
+        wf.connect(decode, 0, save, "images")
     nodes["save"] = save
     if trace:
         plot = wf.below(decode, "RAAGS2Guidance_TracePlot", title="Guidance Trace Plot")
@@ -704,6 +704,26 @@ def render(wf: Workflow) -> str:
     return json.dumps(wf.to_json(), indent=1, ensure_ascii=False) + "\n"
 
 
+def _without_unlinked_outputs(text: str) -> dict[str, Any]:
+    graph = json.loads(text)
+    for node in graph.get("nodes", []):
+        node["outputs"] = [slot for slot in node.get("outputs", []) if slot.get("links")]
+    return graph
+
+
+def is_current(path: Path, text: str) -> bool:
+    """Whether the committed ``path`` is what this script writes (``text``) on the running ComfyUI.
+
+    The files are written on the default runtime (the oldest supported ComfyUI). Newer releases give
+    some core nodes extra output slots (SaveImage and PreviewImage pass their images on); unlinked
+    slots are not part of a workflow's meaning (the frontend builds them from the node definitions
+    when it loads the file), so they are left out of the comparison. Everything else must match."""
+    if not path.is_file():
+        return False
+    committed = path.read_text(encoding="utf-8")
+    return committed == text or _without_unlinked_outputs(committed) == _without_unlinked_outputs(text)
+
+
 def build_all(infos: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
     """File name -> the text this script writes for it."""
     infos = infos or load_node_infos()
@@ -717,7 +737,7 @@ def main(argv: list[str] | None = None) -> int:
     stale = []
     for name, text in build_all().items():
         path = WORKFLOWS / name
-        if path.is_file() and path.read_text(encoding="utf-8") == text:
+        if is_current(path, text):
             continue
         stale.append(name)
         if not args.check:

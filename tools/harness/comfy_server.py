@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from typing import Any, Iterable
 
 from comfy_env import PACK_NAME, REPO, comfy_root, stub_paths
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_IMPORT_ROW = re.compile(r"\d+(?:\.\d+)? seconds(?P<failed> \(IMPORT FAILED\))?: (?P<path>.+)$")
 MODEL_FOLDERS = ("checkpoints", "diffusion_models", "vae", "text_encoders", "loras", "clip_vision",
                  "controlnet", "upscale_models", "embeddings")
 
@@ -149,11 +152,15 @@ class ComfyServer:
         return "--- server.log (tail) ---\n" + "\n".join(self.log_text().splitlines()[-lines:])
 
     def custom_node_imports(self) -> dict[str, bool]:
-        """Custom-node folders from the log's "Import times" table: path -> imported without error."""
+        """Custom-node folders from the log's "Import times" table: path -> imported without error.
+
+        Read by the shape of a row ("<seconds> seconds[ (IMPORT FAILED)]: <path>") wherever it stands in
+        a line, with terminal colours removed: newer releases prefix log lines with a coloured level."""
         found = {}
         for line in self.log_text().splitlines():
-            if " seconds" in line and ": " in line and line.strip()[:1].isdigit():
-                found[line.split(": ", 1)[1].strip()] = "(IMPORT FAILED)" not in line
+            match = _IMPORT_ROW.search(_ANSI.sub("", line))
+            if match:
+                found[match["path"].strip()] = match["failed"] is None
         return found
 
     # -- HTTP ---------------------------------------------------------------------------------------

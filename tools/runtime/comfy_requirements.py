@@ -2,9 +2,11 @@
 
     python tools/runtime/comfy_requirements.py <ComfyUI folder>
 
-Taken: the requirements above ComfyUI's own "non essential dependencies" comment. Left out:
+Taken: every requirement (the "non essential" ones too: core's latent nodes import kornia), except
 - torch, torchvision, torchaudio: torch stays pinned to the local CPU build (constraints.txt);
   torchvision and torchaudio have no CPU build on the package index and get tests-only stand-ins;
+- spandrel (upscale models only): it requires torchvision, which would bring the CUDA build that
+  fails to import beside a CPU torch; core then only lacks its upscale-model nodes, and says so;
 - the UI packages (comfyui-frontend-package, -workflow-templates, -embedded-docs): the browser set-up
   installs the frontend the tree pins; the server runs without the other two (it logs that).
 Standard library only: it runs before the virtual environment has anything in it.
@@ -16,16 +18,14 @@ import re
 import sys
 from pathlib import Path
 
-LEFT_OUT = {"torch", "torchvision", "torchaudio", "comfyui-frontend-package", "comfyui-workflow-templates",
-            "comfyui-embedded-docs"}
+LEFT_OUT = {"torch", "torchvision", "torchaudio", "spandrel", "comfyui-frontend-package",
+            "comfyui-workflow-templates", "comfyui-embedded-docs"}
 
 
 def requirements(comfy_dir: Path) -> list[str]:
     wanted = []
     for raw in (comfy_dir / "requirements.txt").read_text().splitlines():
         line = raw.strip()
-        if line.startswith("#") and "non essential" in line.lower():
-            break
         if not line or line.startswith("#"):
             continue
         name = re.split(r"[<>=!~\[;\s]", line, maxsplit=1)[0].lower().replace("_", "-")

@@ -11,9 +11,12 @@ from pathlib import Path
 
 from comfy_api.latest import ComfyExtension, io
 
-_TOOLS = str(Path(__file__).resolve().parents[3] / "tools" / "harness")
+_TOOLS = str(Path(__file__).resolve().parents[3] / "tools")
 if _TOOLS not in sys.path:
     sys.path.insert(0, _TOOLS)
+import toolpath  # noqa: E402
+
+toolpath.install()  # the role folders of tools/
 
 import tiny_models  # noqa: E402
 
