@@ -141,8 +141,9 @@ class GuidanceGuider(comfy.samplers.CFGGuider):
         if s2_on:
             comfy.model_management.throw_exception_if_processing_interrupted()
             dropped = draw_mask(run.eligible, self.s2.drop_ratio, run.seed, sigma, self.s2.min_dropped)
-            (sub_pred,) = comfy.samplers.calc_cond_batch(
-                self.inner_model, [positive], x, timestep, blocks.dropping_options(self._arch, model_options, dropped))
+            plan = blocks.drop_plan(self._arch, model_options, dropped)
+            (sub_pred,) = comfy.samplers.calc_cond_batch(self.inner_model, [positive], x, timestep, plan.options)
+            plan.check(self.inner_model.diffusion_model)
             if uncond is not None:
                 deviation = subnetwork_deviation(cond_pred, uncond_pred, sub_pred)
             model_options = _with_first_post_cfg(model_options, s2_term(cond_pred, sub_pred, self.s2.omega))

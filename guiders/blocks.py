@@ -14,22 +14,12 @@ Block counts are read from the loaded model at run time; nothing here assumes a 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import comfy.ldm.chroma.model
-import comfy.ldm.cosmos.predict2
-import comfy.ldm.flux.model
-import comfy.ldm.hidream.model
-import comfy.ldm.hunyuan_video.model
-import comfy.ldm.lightricks.model
-import comfy.ldm.lumina.model
 import comfy.ldm.modules.attention
-import comfy.ldm.modules.diffusionmodules.mmdit
-import comfy.ldm.modules.diffusionmodules.openaimodel
-import comfy.ldm.qwen_image.model
-import comfy.ldm.wan.model
 import comfy.model_patcher
 import comfy.patcher_extension
 import torch
@@ -71,11 +61,23 @@ class BlockGroup:
     passthrough: Callable | None = None  # None: dropped with a dit replace patch named ``name``
 
 
+def _resolve(path: str) -> type | None:
+    module, name = path.rsplit(".", 1)
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
 @dataclass(frozen=True)
 class Architecture:
     label: str
-    model_class: type
+    model_class: str  # dotted path of the diffusion model class
     groups: tuple[BlockGroup, ...]
+    resolved: type | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "resolved", _resolve(self.model_class))
 
 
 def _dit(*groups: tuple[str, str]) -> tuple[BlockGroup, ...]:
@@ -84,26 +86,32 @@ def _dit(*groups: tuple[str, str]) -> tuple[BlockGroup, ...]:
 
 _DOUBLE_SINGLE = _dit(("double_block", "double_blocks"), ("single_block", "single_blocks"))
 
-ARCHITECTURES: tuple[Architecture, ...] = (
-    Architecture("SD3 / SD3.5 (MMDiT)", comfy.ldm.modules.diffusionmodules.mmdit.MMDiT,
+# The one table. ``model_class`` is a dotted path: a row whose class the running ComfyUI does not have
+# is absent there (``ARCHITECTURES`` holds the rows this version has). A model matches the row of its
+# nearest class in its MRO, so a subclass row (e.g. a variant with its own block loop) wins over its base.
+TABLE: tuple[Architecture, ...] = (
+    Architecture("SD3 / SD3.5 (MMDiT)", "comfy.ldm.modules.diffusionmodules.mmdit.MMDiT",
                  _dit(("double_block", "joint_blocks"))),
-    Architecture("Flux / Flux Kontext / Flux 2", comfy.ldm.flux.model.Flux, _DOUBLE_SINGLE),
-    Architecture("Chroma / Chroma Radiance", comfy.ldm.chroma.model.Chroma, _DOUBLE_SINGLE),
-    Architecture("Wan 2.1 / 2.2 (all variants)", comfy.ldm.wan.model.WanModel, _dit(("double_block", "blocks"))),
-    Architecture("Qwen-Image", comfy.ldm.qwen_image.model.QwenImageTransformer2DModel,
+    Architecture("Flux / Flux Kontext / Flux 2", "comfy.ldm.flux.model.Flux", _DOUBLE_SINGLE),
+    Architecture("Chroma / Chroma Radiance", "comfy.ldm.chroma.model.Chroma", _DOUBLE_SINGLE),
+    Architecture("Wan 2.1 / 2.2 (all variants)", "comfy.ldm.wan.model.WanModel", _dit(("double_block", "blocks"))),
+    Architecture("Qwen-Image", "comfy.ldm.qwen_image.model.QwenImageTransformer2DModel",
                  _dit(("double_block", "transformer_blocks"))),
-    Architecture("HunyuanVideo / HunyuanImage", comfy.ldm.hunyuan_video.model.HunyuanVideo, _DOUBLE_SINGLE),
-    Architecture("LTXV", comfy.ldm.lightricks.model.LTXVModel, _dit(("double_block", "transformer_blocks"))),
-    Architecture("Lumina 2 / Z-Image", comfy.ldm.lumina.model.NextDiT,
+    Architecture("HunyuanVideo / HunyuanImage", "comfy.ldm.hunyuan_video.model.HunyuanVideo", _DOUBLE_SINGLE),
+    Architecture("LTXV", "comfy.ldm.lightricks.model.LTXVModel", _dit(("double_block", "transformer_blocks"))),
+    Architecture("Lumina 2 / Z-Image", "comfy.ldm.lumina.model.NextDiT",
                  (BlockGroup("layer", _attribute("layers"), _first_argument),)),
-    Architecture("HiDream", comfy.ldm.hidream.model.HiDreamImageTransformer2DModel,
+    Architecture("HiDream", "comfy.ldm.hidream.model.HiDreamImageTransformer2DModel",
                  (BlockGroup("double_stream_block", _attribute("double_stream_blocks"), _hidream_block),
                   BlockGroup("single_stream_block", _attribute("single_stream_blocks"), _hidream_block))),
-    Architecture("Cosmos-Predict2", comfy.ldm.cosmos.predict2.MiniTrainDIT,
+    Architecture("Cosmos-Predict2", "comfy.ldm.cosmos.predict2.MiniTrainDIT",
                  (BlockGroup("block", _attribute("blocks"), _first_argument),)),
-    Architecture("SD1.x / SDXL UNet (transformer blocks)", comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel,
+    Architecture("SD1.x / SDXL UNet (transformer blocks)", "comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel",
                  (BlockGroup("transformer_block", _unet_transformer_blocks, _first_argument),)),
 )
+
+
+ARCHITECTURES: tuple[Architecture, ...] = tuple(arch for arch in TABLE if arch.resolved is not None)
 
 
 class UnsupportedModelError(ValueError):
@@ -115,9 +123,10 @@ def supported_labels() -> str:
 
 
 def architecture_of(diffusion_model: torch.nn.Module) -> Architecture:
-    for arch in ARCHITECTURES:
-        if isinstance(diffusion_model, arch.model_class):
-            return arch
+    by_class = {arch.resolved: arch for arch in ARCHITECTURES}
+    for cls in type(diffusion_model).__mro__:
+        if cls in by_class:
+            return by_class[cls]
     cls = type(diffusion_model)
     raise UnsupportedModelError(
         f"S²-Guidance does not support this model ({cls.__module__}.{cls.__qualname__}). Supported "
@@ -145,19 +154,61 @@ def _passthrough(module: torch.nn.Module, passthrough: Callable):
             module.forward = previous
 
 
-def dropping_options(arch: Architecture, model_options: dict, dropped: Sequence[tuple[str, int]]) -> dict:
-    """A copy of ``model_options`` in which the ``dropped`` blocks act as identities. The caller's
-    dict (and the model's own options) are never modified."""
+class IgnoredDropError(UnsupportedModelError):
+    """The model ran S²'s sub-network pass without consulting the replacement of a dropped block."""
+
+
+@dataclass
+class DropPlan:
+    """The sub-network pass's ``options`` (a copy of the caller's model_options in which the
+    ``dropped`` blocks act as identities) and a record of which replacements the model really used.
+
+    ``check()`` after the pass: a block loop that ignores the mechanism (a dit patch its loop never
+    reads, a block called around ``forward``) would make the pass the full model again, an extra
+    pass for nothing; S² then stops with an error instead of silently doing nothing."""
+
+    arch: Architecture
+    dropped: tuple[tuple[str, int], ...]
+    options: dict
+    used: set = field(default_factory=set)
+
+    def check(self, diffusion_model: torch.nn.Module) -> None:
+        ignored = [block for block in self.dropped if block not in self.used]
+        if ignored:
+            cls = type(diffusion_model)
+            raise IgnoredDropError(
+                f"S²-Guidance could not drop blocks of this model ({cls.__module__}.{cls.__qualname__}, matched "
+                f"as {self.arch.label}): its block loop ignored the replacement of "
+                f"{', '.join(f'{name} {index}' for name, index in ignored)} (for example a sampler with its own "
+                "per-block loop, such as Wan's autoregressive ar_video). The sub-network pass would be the full "
+                "model again, an extra pass for nothing, so S² stops here. Use CFG or RAAG for this model and "
+                "sampler."
+            )
+
+
+def _recording(block: tuple[str, int], used: set, replacement: Callable) -> Callable:
+    def replaced(*args, **kwargs):
+        used.add(block)
+        return replacement(*args, **kwargs)
+
+    return replaced
+
+
+def drop_plan(arch: Architecture, model_options: dict, dropped: Sequence[tuple[str, int]]) -> DropPlan:
+    """Builds the sub-network pass's model_options. The caller's dict (and the model's own options)
+    are never modified."""
     options = comfy.model_patcher.create_model_options_clone(model_options)
     options.setdefault("transformer_options", {})[PASS_MARKER] = tuple(dropped)
+    plan = DropPlan(arch, tuple(dropped), options)
     by_name = {group.name: group for group in arch.groups}
     overridden = []
     for name, index in dropped:
         group = by_name[name]
         if group.passthrough is None:
-            comfy.model_patcher.set_model_options_patch_replace(options, _skip_patch, "dit", name, index)
+            patch = _recording((name, index), plan.used, _skip_patch)
+            comfy.model_patcher.set_model_options_patch_replace(options, patch, "dit", name, index)
         else:
-            overridden.append((group, index))
+            overridden.append((group, index, _recording((name, index), plan.used, group.passthrough)))
     if overridden:
         def drop_blocks(executor, *args, **kwargs):
             diffusion_model = executor.class_obj.diffusion_model
@@ -167,12 +218,12 @@ def dropping_options(arch: Architecture, model_options: dict, dropped: Sequence[
         comfy.patcher_extension.add_wrapper_with_key(
             comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, drop_blocks, options, is_model_options=True
         )
-    return options
+    return plan
 
 
 @contextmanager
-def _overrides(diffusion_model: torch.nn.Module, chosen: Sequence[tuple[BlockGroup, int]]):
+def _overrides(diffusion_model: torch.nn.Module, chosen: Sequence[tuple[BlockGroup, int, Callable]]):
     with ExitStack() as stack:
-        for group, index in chosen:
-            stack.enter_context(_passthrough(group.find(diffusion_model)[index], group.passthrough))
+        for group, index, passthrough in chosen:
+            stack.enter_context(_passthrough(group.find(diffusion_model)[index], passthrough))
         yield

@@ -34,6 +34,18 @@ def pytest_report_header(config):
     return f"ComfyUI {comfy_env.comfy_version()} at {comfy_env.comfy_root()}"
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Says which ComfyUI ran, and which model families it lacks (their tests do not exist here)."""
+    import tiny_models
+
+    terminalreporter.write_line(f"ComfyUI {comfy_env.comfy_version()} ({comfy_env.comfy_root()})")
+    missing = tiny_models.MISSING_ARCHS
+    if missing:
+        terminalreporter.write_line(
+            "model families this ComfyUI does not have (not tested here): "
+            + ", ".join(f"{arch} (needs {need})" for arch, need in missing.items()))
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "e2e: uses a real ComfyUI server process (started once per session)")
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import comfy.patcher_extension
+import comfy.samplers
 import pytest
 import tiny_models as tm
 import torch
 from comfy_extras.nodes_cfg import CFGZeroStar
 from comfy_extras.nodes_slg import SkipLayerGuidanceDiT
 from raag_s2_guidance.guiders import S2Config, UnsupportedModelError
+from raag_s2_guidance.guiders.blocks import PASS_MARKER, IgnoredDropError
 from raag_s2_guidance.guiders.raag import raag_scale
 from raag_s2_guidance.nodes.s2 import S2GuiderNode
 from support import (
@@ -214,3 +217,46 @@ def test_empty_window_is_rejected_by_the_node():
     with pytest.raises(ValueError, match="would be empty"):
         S2GuiderNode.execute(model=case.patcher, positive=case.positive, negative=case.negative, cfg=5.0,
                              omega=0.25, drop_ratio=0.1, start_percent=0.4, end_percent=0.4)
+
+
+def _ignoring_dit_patches(patcher):
+    """A clone whose model runs S²'s sub-network pass without the dit replace patches, as a block loop
+    that never reads ``patches_replace`` would (the case of Wan's autoregressive sampler)."""
+    def strip(executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
+        if transformer_options.get(PASS_MARKER) is not None:
+            transformer_options = {k: v for k, v in transformer_options.items() if k != "patches_replace"}
+        return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+
+    clone = patcher.clone()
+    clone.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test-strip", strip)
+    return clone
+
+
+def test_a_model_that_ignores_the_drop_mechanism_stops_s2_with_a_clear_error():
+    case = tm.build("wan21")
+    guider = s2_guider(case, patcher=_ignoring_dit_patches(case.patcher))
+    with pytest.raises(IgnoredDropError) as err:
+        tm.sample(case, guider, steps=STEPS)
+    message = str(err.value)
+    assert "comfy.ldm.wan.model.WanModel" in message and "ignored the replacement of double_block" in message
+    assert "extra pass for nothing" in message
+    # the same guider on the plain model runs (nothing was left behind)
+    assert torch.isfinite(tm.sample(case, s2_guider(case), steps=STEPS)).all()
+
+
+@pytest.mark.parametrize("arch", [a for a in tm.ARCHS if a == "wan21_causal_ar"])  # newer ComfyUI only
+def test_causal_wan_drops_blocks_with_ordinary_samplers_and_stops_under_its_ar_sampler(arch):
+    case = tm.build(arch)
+    with ModelCalls(case.patcher) as probe:
+        out = tm.sample(case, s2_guider(case, patcher=probe.patcher, drop_ratio=0.4), steps=STEPS)
+    subs = [c for c in probe.calls if c["dropped"] is not None]
+    assert len(subs) == STEPS and torch.isfinite(out).all()
+    every_block = set(block_modules(case.patcher))
+    assert all(sub["ran"] == every_block - set(sub["dropped"]) for sub in subs)
+    # core's ar_video sampler (what SamplerARVideo gives) sizes its caches for one pass per call, so it is
+    # used at cfg 1 (distilled causal models): the full pass is batch 1, then S²'s extra pass
+    ar_video = comfy.samplers.ksampler("ar_video", {"num_frame_per_block": 1})
+    with pytest.raises(IgnoredDropError, match="ar_video"):
+        tm.sample(case, s2_guider(case, cfg=1.0), sampler=ar_video, steps=STEPS)
+    # the model itself runs under that sampler: the error is S²'s refusal, not a broken model
+    assert torch.isfinite(tm.sample(case, cfg_guider(case, 1.0), sampler=ar_video, steps=STEPS)).all()

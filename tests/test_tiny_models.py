@@ -22,8 +22,12 @@ def cfg_sample(case: tm.TinyCase, seed: int, cfg: float = 4.0) -> torch.Tensor:
 
 
 def test_arch_table():
-    assert set(tm.SPECS) == set(tm.ARCHS) | {tm.UNSUPPORTED_ARCH} and len(tm.ARCHS) == 11
-    assert tm.VIDEO_ARCHS <= set(tm.ARCHS)
+    assert set(tm.SPECS) == set(tm.ALL_ARCHS) | {tm.UNSUPPORTED_ARCH}
+    assert set(tm.ARCHS) | set(tm.MISSING_ARCHS) == set(tm.ALL_ARCHS) and not set(tm.ARCHS) & set(tm.MISSING_ARCHS)
+    # the families every supported ComfyUI has (0.3.64 and newer)
+    assert {"sd3", "flux", "chroma", "wan21", "qwen_image", "hunyuan_video", "ltxv", "lumina2", "hidream",
+            "cosmos_predict2", "sd15"} <= set(tm.ARCHS)
+    assert tm.VIDEO_ARCHS <= set(tm.ALL_ARCHS)
 
 
 @pytest.mark.parametrize("arch", tm.ARCHS)

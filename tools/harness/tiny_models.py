@@ -42,12 +42,12 @@ import comfy.supported_models
 import comfy_env
 import torch
 
-ARCHS: tuple[str, ...] = (
+ALL_ARCHS: tuple[str, ...] = (
     "sd3", "flux", "chroma", "wan21", "qwen_image", "hunyuan_video",
-    "ltxv", "lumina2", "hidream", "cosmos_predict2", "sd15",
+    "ltxv", "lumina2", "hidream", "cosmos_predict2", "sd15", "wan21_causal_ar",
 )
 UNSUPPORTED_ARCH = "auraflow"  # built like the others, but no S² block table entry exists for it
-VIDEO_ARCHS: frozenset[str] = frozenset({"wan21", "hunyuan_video", "ltxv", "cosmos_predict2"})
+VIDEO_ARCHS: frozenset[str] = frozenset({"wan21", "hunyuan_video", "ltxv", "cosmos_predict2", "wan21_causal_ar"})
 
 NEGATIVE_SEED_OFFSET = 10_000  # build(): negative prompt = conditioning(arch, seed + this)
 CTX_TOKENS = 8                 # text tokens per prompt
@@ -66,6 +66,9 @@ class _Spec:
     # model class itself (keyword arguments). The config is fitted to it (guiders.compat), so one spec
     # builds the model on every supported version.
     params: str | None = None
+    # A class the family needs (dotted path): where the running ComfyUI lacks it, the family is
+    # listed in MISSING_ARCHS (and reported in the test summary) instead of ARCHS.
+    requires: str | None = None
 
 
 def _sd3_config(depth: int = 3) -> dict:
@@ -79,6 +82,9 @@ def _sd3_config(depth: int = 3) -> dict:
     )
 
 
+_WAN21 = dict(image_model="wan2.1", model_type="t2v", dim=64, ffn_dim=128, num_heads=2, num_layers=3, in_dim=16,
+              out_dim=16, text_dim=32, freq_dim=64, patch_size=(1, 2, 2), window_size=(-1, -1), qk_norm=True,
+              cross_attn_norm=True, eps=1e-6)
 _FLUX_COMMON = dict(
     in_channels=16, out_channels=16, hidden_size=64, num_heads=2, mlp_ratio=4.0, depth=3,
     depth_single_blocks=3, axes_dim=[8, 12, 12], theta=10000, patch_size=2, qkv_bias=True, context_in_dim=32,
@@ -95,11 +101,10 @@ SPECS: dict[str, _Spec] = {
         "Chroma", dict(_FLUX_COMMON, image_model="chroma", in_channels=64, out_channels=64,
                        in_dim=64, out_dim=64, hidden_dim=32, n_layers=2),
         _IMAGE, 32, {"pooled_output": None}, ("double_blocks", "single_blocks"), "comfy.ldm.chroma.model.ChromaParams"),
-    "wan21": _Spec(
-        "WAN21_T2V", dict(image_model="wan2.1", model_type="t2v", dim=64, ffn_dim=128, num_heads=2,
-                          num_layers=3, in_dim=16, out_dim=16, text_dim=32, freq_dim=64, patch_size=(1, 2, 2),
-                          window_size=(-1, -1), qk_norm=True, cross_attn_norm=True, eps=1e-6),
-        _VIDEO, 32, {}, ("blocks",)),
+    "wan21": _Spec("WAN21_T2V", _WAN21, _VIDEO, 32, {}, ("blocks",)),
+    # Causal (autoregressive) Wan: a WanModel subclass whose ar_video sampler runs its own block loop.
+    "wan21_causal_ar": _Spec("WAN21_CausalAR_T2V", dict(_WAN21, causal_ar=True), _VIDEO, 32, {}, ("blocks",),
+                             requires="comfy.ldm.wan.ar_model.CausalWanModel"),
     "qwen_image": _Spec(
         "QwenImage", dict(image_model="qwen_image", in_channels=64, out_channels=16, num_layers=3,
                           attention_head_dim=32, num_attention_heads=2, joint_attention_dim=32,
@@ -153,6 +158,22 @@ SPECS: dict[str, _Spec] = {
 }
 
 
+def _available(spec: _Spec) -> bool:
+    if spec.requires is None:
+        return hasattr(comfy.supported_models, spec.config)
+    module, name = spec.requires.rsplit(".", 1)
+    try:
+        return hasattr(importlib.import_module(module), name) and hasattr(comfy.supported_models, spec.config)
+    except ImportError:
+        return False
+
+
+# The families this ComfyUI has, and the ones it lacks (family -> the class it would need).
+ARCHS: tuple[str, ...] = tuple(a for a in ALL_ARCHS if _available(SPECS[a]))
+MISSING_ARCHS: dict[str, str] = {a: SPECS[a].requires or f"comfy.supported_models.{SPECS[a].config}"
+                                 for a in ALL_ARCHS if a not in ARCHS}
+
+
 @dataclass
 class TinyCase:
     arch: str
@@ -166,7 +187,7 @@ def _spec(arch: str) -> _Spec:
     try:
         return SPECS[arch]
     except KeyError:
-        raise ValueError(f"unknown arch {arch!r}; expected one of {ARCHS}") from None
+        raise ValueError(f"unknown arch {arch!r}; expected one of {ALL_ARCHS}") from None
 
 
 def _fitted(spec: _Spec, unet_config: dict) -> dict:
@@ -317,7 +338,7 @@ def sample(case: TinyCase, guider, *, latent: torch.Tensor | dict | None = None,
 
 def sample_latent(guider, latent: torch.Tensor | dict, *, sampler_name: str = "euler", steps: int = 10,
                   seed: int = 0, scheduler: str = "simple", denoise: float = 1.0,
-                  sigmas: torch.Tensor | None = None) -> torch.Tensor:
+                  sigmas: torch.Tensor | None = None, sampler=None) -> torch.Tensor:
     """Samples exactly as a stock graph does: RandomNoise + KSamplerSelect + BasicScheduler (on the
     guider's model) into the real ``SamplerCustomAdvanced`` node. Returns the output latent.
 
@@ -334,7 +355,8 @@ def sample_latent(guider, latent: torch.Tensor | dict, *, sampler_name: str = "e
         sigmas = BasicScheduler.execute(
             model=guider.model_patcher, scheduler=scheduler, steps=steps, denoise=denoise).result[0]
     noise = RandomNoise.execute(noise_seed=seed).result[0]
-    sampler = KSamplerSelect.execute(sampler_name=sampler_name).result[0]
+    if sampler is None:  # a SAMPLER object (e.g. from a core sampler node with options) replaces the name
+        sampler = KSamplerSelect.execute(sampler_name=sampler_name).result[0]
     latent = latent if isinstance(latent, dict) else {"samples": latent}
     out = SamplerCustomAdvanced.execute(noise=noise, guider=guider, sampler=sampler, sigmas=sigmas,
                                         latent_image=latent)
