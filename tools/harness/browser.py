@@ -159,7 +159,19 @@ class ComfyApp:
         return self.page.evaluate("async (p) => (await fetch(p)).json()", path.lstrip("/"))
 
     def load_workflow(self, data: dict[str, Any], name: str) -> dict[str, Any]:
-        return self.page.evaluate(_LOAD_JS, [data, name])
+        """Loads ``data`` as a dropped file. ``missingNodeDialog`` lists the unknown node types the app
+        told the user about: through its missing-nodes dialog (frontends up to 1.3x, intercepted), or
+        in the errors panel that newer frontends open from their "View details" notice."""
+        report = self.page.evaluate(_LOAD_JS, [data, name])
+        untold = [t for t in report["unregistered"] if t not in report["missingNodeDialog"]]
+        if untold:
+            details = self.page.get_by_text("View details")
+            if details.count():
+                details.first.click()
+                self.page.wait_for_timeout(500)
+            text = self.page.evaluate("() => document.body.innerText")
+            report["missingNodeDialog"] += [t for t in untold if t in text]
+        return report
 
     def submit_prompt(self, client_id: str = "browser-test") -> dict[str, Any]:
         """Converts the loaded graph with the frontend's ``app.graphToPrompt()`` and POSTs it."""
