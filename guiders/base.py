@@ -30,7 +30,7 @@ import torch
 
 from . import blocks
 from .config import RAAGConfig, S2Config, check
-from .raag import guidance_ratio, per_sample_view, raag_scale
+from .raag import flow_anchor, guidance_ratio, per_sample_view, raag_scale
 from .s2 import draw_mask, s2_term, subnetwork_deviation
 from .steps import StepClock, in_window, window_sigmas
 from .trace import GuidanceTrace, TraceEntry
@@ -164,7 +164,7 @@ class GuidanceGuider(comfy.samplers.CFGGuider):
         whenever an unconditional prediction exists, for the trace."""
         if not has_uncond or self.raag is None:
             return self.cfg, None
-        anchor = self.inner_model.model_sampling.calculate_denoised(timestep, torch.zeros_like(x), x)
+        anchor = flow_anchor(self.inner_model.model_sampling, x, timestep)
         rho = guidance_ratio(cond_pred, uncond_pred, anchor, self.raag.ratio_mode)
         if not raag_on:
             return self.cfg, rho

@@ -3,11 +3,15 @@
     rho = ||v_c - v_u|| / ||v_u||            (plain L2 norms, velocity space)
     w   = 1 + (w_max - 1) * exp(-alpha * rho)
 
-ComfyUI hands the guider denoised (x0) predictions D = a(sigma)*x - b(sigma)*v, where v is the
-network output and a, b are per-sample scalars. So v_c - v_u = -(D_c - D_u) / b and
-v_u = (a*x - D_u) / b: b cancels and rho = ||D_c - D_u|| / ||D_u - a*x||. ``anchor`` is a*x, the
-denoised value of a zero network output; it is x itself for flow (CONST) and EPS models, which gives
-the issue's rho = ||D_c - D_u|| / ||x - D_u||. Never measure rho between x0 predictions alone.
+rho is measured as the velocity ratio of the equivalent rectified flow, for every prediction type.
+ComfyUI hands the guider denoised (x0) predictions D, and its sampler state is x = alpha x0 + beta eps
+(flow: alpha = 1 - sigma, beta = sigma; EPS / v-prediction / EDM latents: alpha = 1, beta = sigma).
+The same state on the flow path is x_f = x / (alpha + beta) = (1 - t) x0 + t eps, t = beta / (alpha + beta),
+whose velocity is v = eps - x0 = (x_f - x0) / t. So v_c - v_u = (D_u - D_c) / t and v_u = (x_f - D_u) / t:
+t cancels and rho = ||D_c - D_u|| / ||x_f - D_u||. ``flow_anchor`` gives x_f, asking the model's own
+``noise_scaling`` for alpha and beta (x itself for flow models; x / (1 + sigma) for EPS-type latents,
+where an eps-space ratio would fall like 1/sigma at high noise and pin w at w_max exactly where RAAG
+should damp). Never measure rho between x0 predictions alone.
 """
 
 from __future__ import annotations
@@ -17,6 +21,18 @@ import torch
 EPS = 1e-8
 # A non-finite ratio (NaN/inf in a prediction) is treated as "very large": w -> 1, no amplification.
 _LARGE = 1e30
+
+
+def flow_anchor(model_sampling, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """x as the state of the equivalent rectified flow, x / (alpha + beta) (see the module docstring).
+    Stays on x's device; one tiny elementwise op per call, no host read."""
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    ones = torch.ones(shape, device=x.device, dtype=torch.float32)
+    zeros = torch.zeros(shape, device=x.device, dtype=torch.float32)
+    sigma = sigma.float()
+    alpha = model_sampling.noise_scaling(sigma, zeros.clone(), ones.clone())
+    beta = model_sampling.noise_scaling(sigma, ones.clone(), zeros.clone())
+    return x.float() / (alpha + beta)
 
 
 def guidance_ratio(
