@@ -32,7 +32,7 @@ from . import blocks
 from .config import RAAGConfig, S2Config, check
 from .raag import flow_anchor, guidance_ratio, per_sample_view, raag_scale
 from .s2 import draw_mask, s2_term, subnetwork_deviation
-from .steps import StepClock, in_window, window_sigmas
+from .steps import CallClock, call_pattern, in_window, window_sigmas
 from .trace import GuidanceTrace, TraceEntry
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def _prediction_type(model_sampling) -> str:
 class _Run:
     """What one ``sample()`` call needs; rebuilt at the start of every run."""
 
-    clock: StepClock
+    clock: CallClock
     seed: int
     raag_window: tuple[float, float] | None
     s2_window: tuple[float, float] | None
@@ -94,12 +94,14 @@ class GuidanceGuider(comfy.samplers.CFGGuider):
                disable_pbar=False, seed=None):
         if sigmas.shape[-1] == 0:
             return super().sample(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
-        self._run = self._start_run(sigmas, seed)
-        return super().sample(noise, latent_image, sampler, sigmas, denoise_mask,
-                              self._run.clock.wrap(callback), disable_pbar, seed)
-
-    def _start_run(self, sigmas: torch.Tensor, seed) -> _Run:
         self.trace.clear()
+        self._run = self._start_run(sigmas, seed, sampler)
+        try:
+            return super().sample(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
+        finally:
+            self._run = None  # nothing of this run survives it (a later direct call starts afresh)
+
+    def _start_run(self, sigmas: torch.Tensor, seed, sampler=None) -> _Run:
         model_sampling = self.model_patcher.get_model_object("model_sampling")
         if self.raag is not None and not isinstance(model_sampling, _FLOW_SAMPLING) and not self._warned_non_flow:
             self._warned_non_flow = True
@@ -110,7 +112,7 @@ class GuidanceGuider(comfy.samplers.CFGGuider):
                 _prediction_type(model_sampling),
             )
         return _Run(
-            clock=StepClock(sigmas),
+            clock=CallClock(sigmas, call_pattern(sampler) if sampler is not None else None),
             seed=int(seed or 0),
             raag_window=window_sigmas(model_sampling, self.raag.window) if self.raag is not None else None,
             s2_window=window_sigmas(model_sampling, self.s2.window) if self.s2 is not None else None,
@@ -120,9 +122,9 @@ class GuidanceGuider(comfy.samplers.CFGGuider):
     def predict_noise(self, x, timestep, model_options={}, seed=None):  # noqa: B006 (core's signature)
         comfy.model_management.throw_exception_if_processing_interrupted()
         run = self._run
-        if run is None:  # called outside sample(): one schedule read, then as usual
-            run = self._run = self._start_run(model_options["transformer_options"]["sample_sigmas"], seed)
-        sigma = run.clock.sigma
+        if run is None:  # called outside sample() (outer_sample driven directly): this call's own run
+            run = self._start_run(model_options["transformer_options"]["sample_sigmas"], seed)
+        step, sigma = run.clock.locate(timestep)
         raag_on = run.raag_window is not None and in_window(sigma, run.raag_window)
         s2_on = run.s2_window is not None and self.s2.omega > 0 and in_window(sigma, run.s2_window)
 
@@ -154,7 +156,7 @@ class GuidanceGuider(comfy.samplers.CFGGuider):
 
         result = comfy.samplers.cfg_function(self.inner_model, out[0], out[1], scale, x, timestep,
                                              model_options=model_options, cond=positive, uncond=uncond)
-        self.trace.record(TraceEntry(step=run.clock.step, sigma=timestep.detach(),
+        self.trace.record(TraceEntry(step=step, sigma=timestep.detach(),
                                      scale=scale.flatten() if torch.is_tensor(scale) else scale,
                                      rho=rho, dropped=dropped, deviation=deviation))
         return result

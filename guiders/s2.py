@@ -7,6 +7,7 @@ The weights sum to 1, so the same formula holds for x0, eps or velocity predicti
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Sequence
 
@@ -47,8 +48,9 @@ def _mix(*values: int) -> int:
 
 
 def dropped_count(eligible: int, ratio: float, minimum: int = 1) -> int:
-    """round(ratio * eligible), at least ``minimum``, at most ``eligible``."""
-    return max(minimum, min(eligible, round(ratio * eligible)))
+    """ratio * eligible rounded half up (2.5 -> 3; Python's round() would give 2), at least ``minimum``,
+    at most ``eligible``."""
+    return max(minimum, min(eligible, math.floor(ratio * eligible + 0.5)))
 
 
 def draw_mask(
@@ -64,7 +66,8 @@ def draw_mask(
     count = dropped_count(len(eligible), ratio, minimum)
     if count == 0:
         return ()
-    step_bits = struct.unpack("<Q", struct.pack("<d", float(step_sigma)))[0]
+    # the sigma's float32 bits: the value a model call sees, whether counted from the schedule or read
+    step_bits = struct.unpack("<I", struct.pack("<f", float(step_sigma)))[0]
     generator = torch.Generator(device="cpu")
     generator.manual_seed(_mix(int(seed), step_bits, 0x5332))
     order = torch.randperm(len(eligible), generator=generator)[:count].tolist()

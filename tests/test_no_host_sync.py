@@ -192,9 +192,9 @@ def checking_host_syncs(monkeypatch):
             marked_models.add(id(self.inner_model))
         return original_predict(self, x, timestep, model_options, seed)
 
-    def start_run(self, sigmas, seed):
+    def start_run(self, *args, **kwargs):
         with check.suspend():
-            return original_start(self, sigmas, seed)
+            return original_start(self, *args, **kwargs)
 
     monkeypatch.setattr(GuidanceGuider, "predict_noise", predict_noise)
     monkeypatch.setattr(GuidanceGuider, "_start_run", start_run)

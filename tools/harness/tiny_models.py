@@ -336,6 +336,14 @@ def sample(case: TinyCase, guider, *, latent: torch.Tensor | dict | None = None,
     return sample_latent(guider, case.latent if latent is None else latent, **options)
 
 
+def schedule(patcher, steps: int = 10, scheduler: str = "simple", denoise: float = 1.0) -> list[float]:
+    """The sigmas the stock BasicScheduler gives (what ``sample_latent`` samples on), as floats."""
+    from comfy_extras.nodes_custom_sampler import BasicScheduler
+
+    sigmas = BasicScheduler.execute(model=patcher, scheduler=scheduler, steps=steps, denoise=denoise).result[0]
+    return [float(s) for s in sigmas.tolist()]
+
+
 def sample_latent(guider, latent: torch.Tensor | dict, *, sampler_name: str = "euler", steps: int = 10,
                   seed: int = 0, scheduler: str = "simple", denoise: float = 1.0,
                   sigmas: torch.Tensor | None = None, sampler=None) -> torch.Tensor:
