@@ -170,7 +170,12 @@ class GuidanceGuider(comfy.samplers.CFGGuider):
         rho = guidance_ratio(cond_pred, uncond_pred, anchor, self.raag.ratio_mode)
         if not raag_on:
             return self.cfg, rho
-        return per_sample_view(raag_scale(rho, self.raag.w_max, self.raag.alpha), cond_pred), rho
+        w = raag_scale(rho, self.raag.w_max, self.raag.alpha)
+        if self.raag.ratio_mode == "batch" or w.shape[0] == 1:
+            # one scale serves the batch: a 0-dim tensor, which hooks written for a number accept
+            # (core's VideoLinearCFGGuidance puts it into torch.linspace)
+            return w[0].to(cond_pred.dtype), rho
+        return per_sample_view(w, cond_pred), rho
 
     def _calc_cond_batch(self, conds, x, timestep, model_options):
         if "sampler_calc_cond_batch_function" in model_options:
