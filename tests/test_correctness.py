@@ -6,6 +6,7 @@ import comfy.model_sampling
 import pytest
 import tiny_models as tm
 import torch
+from core_nodes import first
 from raag_s2_guidance.guiders.raag import flow_anchor, guidance_ratio
 from raag_s2_guidance.guiders.s2 import dropped_count
 from raag_s2_guidance.guiders.steps import in_window, window_sigmas
@@ -39,10 +40,7 @@ def _core_hook_patches():
 
 
 def _apply(cls, patcher, kwargs):
-    if hasattr(cls, "define_schema"):
-        return cls.execute(patcher, **kwargs).result[0]
-    instance = cls()
-    return getattr(instance, cls.FUNCTION)(patcher, **kwargs)[0]
+    return first(cls, model=patcher, **kwargs)
 
 
 HOOKS = _core_hook_patches()

@@ -16,6 +16,7 @@ from comfy_extras.nodes_apg import APG
 from comfy_extras.nodes_cfg import CFGZeroStar
 from comfy_extras.nodes_model_advanced import RescaleCFG
 from comfy_extras.nodes_slg import SkipLayerGuidanceDiT
+from core_nodes import first
 from support import (
     HookRecorder,
     ModelCalls,
@@ -183,12 +184,11 @@ def _tiny_lora(case, path) -> dict:
 PATCHES = {
     "lora": lambda case, tmp: comfy.sd.load_lora_for_models(case.patcher, None, _tiny_lora(case, tmp / "l.safetensors"),
                                                             1.0, 0)[0],
-    "cfg_zero_star": lambda case, tmp: CFGZeroStar.execute(case.patcher).result[0],
-    "apg": lambda case, tmp: APG.execute(case.patcher, eta=0.5, norm_threshold=5.0, momentum=-0.5).result[0],
-    "skip_layer_guidance": lambda case, tmp: SkipLayerGuidanceDiT.execute(
-        case.patcher, scale=3.0, start_percent=0.0, end_percent=1.0, double_layers="1", single_layers="",
-        rescaling_scale=0.0).result[0],
-    "rescale_cfg": lambda case, tmp: RescaleCFG().patch(case.patcher, multiplier=0.7)[0],
+    "cfg_zero_star": lambda case, tmp: first(CFGZeroStar, model=case.patcher),
+    "apg": lambda case, tmp: first(APG, model=case.patcher, eta=0.5, norm_threshold=5.0, momentum=-0.5),
+    "skip_layer_guidance": lambda case, tmp: first(SkipLayerGuidanceDiT, model=case.patcher, scale=3.0, start_percent=0.0, end_percent=1.0, double_layers="1", single_layers="",
+        rescaling_scale=0.0),
+    "rescale_cfg": lambda case, tmp: first(RescaleCFG, model=case.patcher, multiplier=0.7),
 }
 
 
@@ -233,22 +233,22 @@ def test_split_sigmas_with_one_guider_equals_the_whole_schedule(kind):
 
     case = tm.build("flux")
     guider = KINDS[kind](case)
-    sigmas = BasicScheduler.execute(model=case.patcher, scheduler="simple", steps=8, denoise=1.0).result[0]
-    sampler = KSamplerSelect.execute(sampler_name="euler").result[0]
+    sigmas = first(BasicScheduler, model=case.patcher, scheduler="simple", steps=8, denoise=1.0)
+    sampler = first(KSamplerSelect, sampler_name="euler")
 
     def run(noise, sigmas, latent):
-        return SCA.execute(noise=noise, guider=guider, sampler=sampler, sigmas=sigmas, latent_image=latent).result[0]
+        return first(SCA, noise=noise, guider=guider, sampler=sampler, sigmas=sigmas, latent_image=latent)
 
-    whole = run(RandomNoise.execute(noise_seed=5).result[0], sigmas, {"samples": case.latent})["samples"]
+    whole = run(first(RandomNoise, noise_seed=5), sigmas, {"samples": case.latent})["samples"]
     whole_masks = [r["dropped"] for r in guider.trace.rows()]
-    half = run(RandomNoise.execute(noise_seed=5).result[0], sigmas[:5], {"samples": case.latent})
+    half = run(first(RandomNoise, noise_seed=5), sigmas[:5], {"samples": case.latent})
     first_masks = [r["dropped"] for r in guider.trace.rows()]
     rest = run(_NoNoise(5), sigmas[4:], half)["samples"]
     assert len(guider.trace) == 4  # the trace holds the last run only
     assert first_masks + [r["dropped"] for r in guider.trace.rows()] == whole_masks
     assert torch.allclose(rest, whole, atol=1e-4)
     # the stock DisableNoise: still deterministic
-    again = [run(DisableNoise.execute().result[0], sigmas[4:], half)["samples"] for _ in range(2)]
+    again = [run(first(DisableNoise), sigmas[4:], half)["samples"] for _ in range(2)]
     assert torch.equal(again[0], again[1]) and torch.isfinite(again[0]).all()
 
 

@@ -9,6 +9,7 @@ import tiny_models as tm
 import torch
 from comfy_extras.nodes_cfg import CFGZeroStar
 from comfy_extras.nodes_slg import SkipLayerGuidanceDiT
+from core_nodes import first
 from raag_s2_guidance.guiders import S2Config, UnsupportedModelError
 from raag_s2_guidance.guiders.blocks import PASS_MARKER, IgnoredDropError
 from raag_s2_guidance.guiders.raag import raag_scale
@@ -179,9 +180,9 @@ def test_samplers(sampler):
 
 def test_with_cfg_zero_star_and_skip_layer_guidance_on_the_model():
     case = tm.build("sd3")
-    patched = CFGZeroStar.execute(case.patcher).result[0]
-    patched = SkipLayerGuidanceDiT.execute(patched, scale=3.0, start_percent=0.0, end_percent=1.0,
-                                           double_layers="1", single_layers="", rescaling_scale=0.0).result[0]
+    patched = first(CFGZeroStar, model=case.patcher)
+    patched = first(SkipLayerGuidanceDiT, model=patched, scale=3.0, start_percent=0.0, end_percent=1.0,
+                                           double_layers="1", single_layers="", rescaling_scale=0.0)
     with ModelCalls(patched, watch_blocks=False) as probe:
         out = tm.sample(case, s2_guider(case, patcher=probe.patcher), steps=STEPS)
     assert torch.isfinite(out).all()

@@ -40,6 +40,7 @@ import comfy.model_management  # callers must have run comfy_env.bootstrap() fir
 import comfy.model_patcher
 import comfy.supported_models
 import comfy_env
+import core_nodes
 import torch
 
 ALL_ARCHS: tuple[str, ...] = (
@@ -340,7 +341,7 @@ def schedule(patcher, steps: int = 10, scheduler: str = "simple", denoise: float
     """The sigmas the stock BasicScheduler gives (what ``sample_latent`` samples on), as floats."""
     from comfy_extras.nodes_custom_sampler import BasicScheduler
 
-    sigmas = BasicScheduler.execute(model=patcher, scheduler=scheduler, steps=steps, denoise=denoise).result[0]
+    sigmas = core_nodes.first(BasicScheduler, model=patcher, scheduler=scheduler, steps=steps, denoise=denoise)
     return [float(s) for s in sigmas.tolist()]
 
 
@@ -360,12 +361,12 @@ def sample_latent(guider, latent: torch.Tensor | dict, *, sampler_name: str = "e
     )
 
     if sigmas is None:
-        sigmas = BasicScheduler.execute(
-            model=guider.model_patcher, scheduler=scheduler, steps=steps, denoise=denoise).result[0]
-    noise = RandomNoise.execute(noise_seed=seed).result[0]
+        sigmas = core_nodes.first(BasicScheduler, model=guider.model_patcher, scheduler=scheduler, steps=steps,
+                                  denoise=denoise)
+    noise = core_nodes.first(RandomNoise, noise_seed=seed)
     if sampler is None:  # a SAMPLER object (e.g. from a core sampler node with options) replaces the name
-        sampler = KSamplerSelect.execute(sampler_name=sampler_name).result[0]
+        sampler = core_nodes.first(KSamplerSelect, sampler_name=sampler_name)
     latent = latent if isinstance(latent, dict) else {"samples": latent}
-    out = SamplerCustomAdvanced.execute(noise=noise, guider=guider, sampler=sampler, sigmas=sigmas,
-                                        latent_image=latent)
-    return out.result[0]["samples"]
+    out = core_nodes.first(SamplerCustomAdvanced, noise=noise, guider=guider, sampler=sampler, sigmas=sigmas,
+                           latent_image=latent)
+    return out["samples"]
