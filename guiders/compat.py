@@ -26,6 +26,7 @@ NEUTRAL: dict[str, Any] = {
     "meanflow": False,
     "byt5": False,
     "vision_in_dim": None,
+    "rope_theta": 10000.0,          # Lumina 2 / NextDiT (0.3.65+): older releases fix theta at 10000
 }
 
 

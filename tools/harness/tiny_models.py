@@ -125,7 +125,9 @@ SPECS: dict[str, _Spec] = {
                         n_layers=3, n_refiner_layers=3, n_heads=2, n_kv_heads=2, multiple_of=16,
                         ffn_dim_multiplier=4.0, qk_norm=True, axes_dims=[8, 12, 12], axes_lens=[300, 64, 64],
                         rope_theta=10000.0),
-        _IMAGE, 32, {}, ("layers", "noise_refiner", "context_refiner"), "comfy.ldm.lumina.model.NextDiT"),
+        # the text encoder's attention mask, as real Lumina 2 conditioning has it (0.3.64 requires it)
+        _IMAGE, 32, {"attention_mask": "mask"}, ("layers", "noise_refiner", "context_refiner"),
+        "comfy.ldm.lumina.model.NextDiT"),
     "hidream": _Spec(
         "HiDream", dict(image_model="hidream", patch_size=2, in_channels=16, out_channels=16, num_layers=3,
                         num_single_layers=3, attention_head_dim=32, num_attention_heads=2,
