@@ -199,3 +199,10 @@ def test_ab_compare_runs_four_guiders_on_one_seed_and_schedule():
         assert len({upstream(wf, s, shared)["id"] for s in samplers}) == 1, f"{shared} differs between branches"
     traced = {upstream(wf, p, "guider")["type"] for p in of_type(wf, P + "TracePlot")}
     assert traced == {P + "RAAGGuider", P + "S2Guider", P + "RAAGS2Guider"}
+
+
+@pytest.mark.parametrize("name", ["raag_sd35.json", "s2_sd35.json", "ab_compare_sd35.json"])
+def test_sd35_workflows_use_the_papers_scheduler(name):
+    """The official runs used diffusers' FlowMatchEulerDiscreteScheduler at shift 3: ComfyUI's "normal"."""
+    schedulers = [widgets(n)["scheduler"] for n in of_type(load(name), "BasicScheduler")]
+    assert schedulers and set(schedulers) == {"normal"}

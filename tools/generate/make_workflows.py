@@ -423,11 +423,14 @@ def branch(wf: Workflow, c: Common, guider_type: str, x: float, y: float, *, ste
 def raag_sd35(infos) -> Workflow:
     wf = Workflow("raag_sd35", infos)
     c = sd35_common(wf, "a photo of an astronaut on a moon")
-    raag = branch(wf, c, PACK_PREFIX + "RAAGGuider", c.right, 0, steps=10, title="RAAG Guider",
+    # scheduler "normal": the sigmas of diffusers' FlowMatchEulerDiscreteScheduler at SD3.5's shift 3,
+    # which the official RAAG and S² runs used (at 10 steps: 1, .960, .913, ..., .278, .009)
+    raag = branch(wf, c, PACK_PREFIX + "RAAGGuider", c.right, 0, steps=10, scheduler="normal", title="RAAG Guider",
                   prefix="raag_sd35/raag_10_steps", group="RAAG: 10 steps", w_max=18.0, alpha=12.0,
                   ratio_mode="per_sample", start_percent=0.0, end_percent=1.0, cfg=7.0)
     y = max(n.bottom for n in raag.values()) + 140
-    branch(wf, c, "CFGGuider", c.right, y, steps=30, title="CFG Guider (comparison)", prefix="raag_sd35/cfg_30_steps",
+    branch(wf, c, "CFGGuider", c.right, y, steps=30, scheduler="normal", title="CFG Guider (comparison)",
+           prefix="raag_sd35/cfg_30_steps",
            trace=False, group="CFG: 30 steps (3x the model calls)", cfg=7.0)
     wf.note(f"""
 # RAAG on SD3.5 Large: 10 RAAG steps against 30 CFG steps
@@ -458,7 +461,7 @@ SD3.5 Medium works too: swap the loader's file for `sd3.5_medium.safetensors` (+
 def s2_sd35(infos) -> Workflow:
     wf = Workflow("s2_sd35", infos)
     c = sd35_common(wf, "a red fox reading a newspaper on a park bench in autumn, detailed fur, soft morning light")
-    branch(wf, c, PACK_PREFIX + "S2Guider", c.right, 0, steps=28, title="S² Guider (paper: SD3.5)",
+    branch(wf, c, PACK_PREFIX + "S2Guider", c.right, 0, steps=28, scheduler="normal", title="S² Guider (paper: SD3.5)",
            prefix="s2_sd35/s2", group="S²-Guidance: 28 steps", cfg=7.5, omega=0.25, drop_ratio=0.1,
            start_percent=0.0, end_percent=1.0)
     wf.note(f"""
@@ -631,7 +634,7 @@ The negative prompt is empty as in the paper; Wan's usual long negative prompt w
 def ab_compare_sd35(infos) -> Workflow:
     wf = Workflow("ab_compare_sd35", infos)
     c = sd35_common(wf, "a cozy wooden cabin by a frozen lake under the northern lights, cinematic photo")
-    sigmas = wf.add("BasicScheduler", c.right, 0, title="Shared schedule (20 steps)", scheduler="simple",
+    sigmas = wf.add("BasicScheduler", c.right, 0, title="Shared schedule (20 steps)", scheduler="normal",
                     steps=20, denoise=1.0)
     wf.connect(c.model[0], c.model[1], sigmas, "model")
     wf.group("One schedule for all four", [sigmas])
