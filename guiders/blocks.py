@@ -28,6 +28,10 @@ WRAPPER_KEY = "raag_s2_guidance.drop_blocks"
 # Set in the sub-network pass's transformer_options (the dropped blocks), so caches and other
 # patches can tell that pass from the full ones.
 PASS_MARKER = "raag_s2_subnetwork"
+# Core's step caches (EasyCache, LazyCache) register their wrappers under these keys. The sub-network
+# pass carries the positive prompt's uuid and the same input, so a cache would take it for a second
+# pass of that prompt (overwrite its cache, change which steps it skips): that pass runs without them.
+STEP_CACHE_KEYS = ("easycache", "lazycache")
 
 
 def _first_argument(x, *args, **kwargs):
@@ -198,7 +202,11 @@ def drop_plan(arch: Architecture, model_options: dict, dropped: Sequence[tuple[s
     """Builds the sub-network pass's model_options. The caller's dict (and the model's own options)
     are never modified."""
     options = comfy.model_patcher.create_model_options_clone(model_options)
-    options.setdefault("transformer_options", {})[PASS_MARKER] = tuple(dropped)
+    transformer_options = options.setdefault("transformer_options", {})
+    transformer_options[PASS_MARKER] = tuple(dropped)
+    for by_key in transformer_options.get("wrappers", {}).values():  # a copy: the full passes keep theirs
+        for key in STEP_CACHE_KEYS:
+            by_key.pop(key, None)
     plan = DropPlan(arch, tuple(dropped), options)
     by_name = {group.name: group for group in arch.groups}
     overridden = []

@@ -148,3 +148,44 @@ def test_drop_count_rounds_half_up():
     assert dropped_count(25, 0.1) == 3  # 2.5 -> 3 (Python's round gives 2)
     assert dropped_count(15, 0.1) == 2  # 1.5 -> 2
     assert dropped_count(24, 0.1) == 2 and dropped_count(3, 0.01) == 1 and dropped_count(3, 0.01, 0) == 0
+
+
+# -- 2: core's step caches never see S²'s sub-network pass ------------------------------------------------
+def test_easycache_sees_only_the_full_passes(monkeypatch):
+    nodes_easycache = pytest.importorskip("comfy_extras.nodes_easycache", reason="this ComfyUI has no EasyCache")
+    from raag_s2_guidance.guiders.blocks import PASS_MARKER
+
+    seen = []
+    forward, calc = nodes_easycache.easycache_forward_wrapper, nodes_easycache.easycache_calc_cond_batch_wrapper
+
+    def counting_forward(executor, *args, **kwargs):
+        options = args[-1] if isinstance(args[-1], dict) else kwargs.get("transformer_options", {})
+        seen.append(("forward", options.get(PASS_MARKER)))
+        return forward(executor, *args, **kwargs)
+
+    def counting_calc(executor, *args, **kwargs):
+        seen.append(("calc", None))
+        return calc(executor, *args, **kwargs)
+
+    monkeypatch.setattr(nodes_easycache, "easycache_forward_wrapper", counting_forward)
+    monkeypatch.setattr(nodes_easycache, "easycache_calc_cond_batch_wrapper", counting_calc)
+    case = tm.build("flux")
+    cached = first(nodes_easycache.EasyCacheNode, model=case.patcher, reuse_threshold=0.2, start_percent=0.15,
+                   end_percent=0.95, verbose=False)
+    guider = s2_guider(case, patcher=cached)
+    out = tm.sample(case, guider, steps=8)
+    assert torch.isfinite(out).all()
+    assert all(r["dropped"] for r in guider.trace.rows())  # S² ran at every step
+    assert [kind for kind, _ in seen].count("calc") == 8  # one full calc_cond_batch per step
+    assert all(marker is None for _, marker in seen), "a step cache saw the sub-network pass"
+    # the full passes kept the cache: it was entered for them
+    assert [kind for kind, _ in seen].count("forward") >= 8
+
+
+def test_lazycache_with_s2():
+    nodes_easycache = pytest.importorskip("comfy_extras.nodes_easycache", reason="this ComfyUI has no LazyCache")
+    case = tm.build("flux")
+    cached = first(nodes_easycache.LazyCacheNode, model=case.patcher, reuse_threshold=0.2, start_percent=0.15,
+                   end_percent=0.95, verbose=False)
+    out = tm.sample(case, s2_guider(case, patcher=cached), steps=8)
+    assert torch.isfinite(out).all()
