@@ -10,7 +10,7 @@ from core_nodes import first
 from raag_s2_guidance.guiders.raag import flow_anchor, guidance_ratio
 from raag_s2_guidance.guiders.s2 import dropped_count
 from raag_s2_guidance.guiders.steps import in_window, window_sigmas
-from support import HookRecorder, raag_guider, raag_s2_guider, s2_guider
+from support import HookRecorder, ModelCalls, raag_guider, raag_s2_guider, s2_guider
 
 STEPS = 4
 
@@ -189,3 +189,20 @@ def test_lazycache_with_s2():
                    end_percent=0.95, verbose=False)
     out = tm.sample(case, s2_guider(case, patcher=cached), steps=8)
     assert torch.isfinite(out).all()
+
+
+# -- 3: NAG (core NAGuidance, newer ComfyUI) also acts in S²'s sub-network pass -----------------------
+def test_nag_sees_the_sub_network_pass_as_a_positive_negative_pair():
+    nodes_nag = pytest.importorskip("comfy_extras.nodes_nag", reason="this ComfyUI has no NAGuidance")
+    case = tm.build("flux")
+    nag = first(nodes_nag.NAGuidance, model=case.patcher, nag_scale=5.0, nag_alpha=0.25, nag_tau=2.5)
+    with ModelCalls(nag, watch_blocks=False) as probe:
+        out = tm.sample(case, s2_guider(case, patcher=probe.patcher), steps=STEPS)
+    subs = [c for c in probe.calls if c["dropped"] is not None]
+    assert len(subs) == STEPS and torch.isfinite(out).all()
+    # the sub-network pass holds the positive and the negative row, as the full pass: NAG applies there
+    assert all(sorted(c["cond_or_uncond"]) == [0, 1] for c in subs)
+    # without attention patches it stays one conditional row (no extra cost)
+    with ModelCalls(case.patcher, watch_blocks=False) as probe:
+        tm.sample(case, s2_guider(case, patcher=probe.patcher), steps=STEPS)
+    assert all(c["cond_or_uncond"] == [0] for c in probe.calls if c["dropped"] is not None)
