@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import comfy.model_management
 import comfy.model_sampling
+import comfy.sampler_helpers
 import comfy.samplers
 import torch
 
@@ -57,6 +58,8 @@ class _Run:
     raag_window: tuple[float, float] | None
     s2_window: tuple[float, float] | None
     eligible: list[tuple[str, int]]
+    mask: torch.Tensor | None = None  # the inpainting mask as handed to sample(); in latent shape below
+    region: torch.Tensor | None = None
 
 
 class GuidanceGuider(comfy.samplers.CFGGuider):
@@ -96,6 +99,7 @@ class GuidanceGuider(comfy.samplers.CFGGuider):
             return super().sample(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
         self.trace.clear()
         self._run = self._start_run(sigmas, seed, sampler)
+        self._run.mask = denoise_mask
         try:
             return super().sample(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
         finally:
@@ -172,7 +176,7 @@ class GuidanceGuider(comfy.samplers.CFGGuider):
         if not has_uncond or self.raag is None:
             return self.cfg, None
         anchor = flow_anchor(self.inner_model.model_sampling, x, timestep)
-        rho = guidance_ratio(cond_pred, uncond_pred, anchor, self.raag.ratio_mode)
+        rho = guidance_ratio(cond_pred, uncond_pred, anchor, self.raag.ratio_mode, self._inpaint_region(x))
         if not raag_on:
             return self.cfg, rho
         w = raag_scale(rho, self.raag.w_max, self.raag.alpha)
@@ -181,6 +185,15 @@ class GuidanceGuider(comfy.samplers.CFGGuider):
             # (core's VideoLinearCFGGuidance puts it into torch.linspace)
             return w[0].to(cond_pred.dtype), rho
         return per_sample_view(w, cond_pred), rho
+
+    def _inpaint_region(self, x):
+        """The run's inpainting mask in x's shape (core's own reshaping, once per run), or None."""
+        run = self._run
+        if run is None or run.mask is None or x.ndim < 4:
+            return None
+        if run.region is None or run.region.shape[0] != x.shape[0]:
+            run.region = comfy.sampler_helpers.prepare_mask(run.mask, x.shape, x.device)
+        return run.region
 
     def _calc_cond_batch(self, conds, x, timestep, model_options):
         if "sampler_calc_cond_batch_function" in model_options:

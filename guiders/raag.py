@@ -36,12 +36,18 @@ def flow_anchor(model_sampling, x: torch.Tensor, sigma: torch.Tensor) -> torch.T
 
 
 def guidance_ratio(
-    cond: torch.Tensor, uncond: torch.Tensor, anchor: torch.Tensor, mode: str = "per_sample"
+    cond: torch.Tensor, uncond: torch.Tensor, anchor: torch.Tensor, mode: str = "per_sample",
+    region: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """rho for each sample, shape [B], in fp32. ``mode="batch"`` takes one norm over the whole batch
-    (the official code's choice) and repeats it for every sample."""
+    (the official code's choice) and repeats it for every sample. ``region`` (an inpainting mask in
+    latent shape, 1 = repainted) restricts both norms to the part being generated: the kept part is
+    pasted back after every step, and its prompt response would otherwise dilute rho."""
     delta = cond.float() - uncond.float()
     base = uncond.float() - anchor.float()
+    if region is not None:
+        region = region.float()
+        delta, base = delta * region, base * region
     if mode == "batch":
         num = torch.linalg.vector_norm(delta).expand(delta.shape[0])
         den = torch.linalg.vector_norm(base).expand(delta.shape[0])

@@ -206,3 +206,23 @@ def test_nag_sees_the_sub_network_pass_as_a_positive_negative_pair():
     with ModelCalls(case.patcher, watch_blocks=False) as probe:
         tm.sample(case, s2_guider(case, patcher=probe.patcher), steps=STEPS)
     assert all(c["cond_or_uncond"] == [0] for c in probe.calls if c["dropped"] is not None)
+
+
+# -- 11: with an inpainting mask, rho measures the repainted part only --------------------------------
+def test_inpainting_rho_is_measured_inside_the_mask():
+    import comfy.sampler_helpers
+
+    case = tm.build("sd3")
+    start = torch.randn(case.latent.shape, generator=torch.Generator().manual_seed(4))
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., :, :32] = 1.0
+    rec = HookRecorder(case.patcher)
+    guider = raag_guider(case, patcher=rec.patcher, alpha=2.0)
+    tm.sample(case, guider, steps=STEPS, latent={"samples": start, "noise_mask": mask})
+    region = comfy.sampler_helpers.prepare_mask(mask, start.shape, start.device)
+    ms = case.patcher.get_model_object("model_sampling")
+    for pre, row in zip(rec.pre, guider.trace.rows()):
+        inside = guidance_ratio(pre["cond"], pre["uncond"], flow_anchor(ms, pre["x"], pre["sigma"]), region=region)
+        whole = guidance_ratio(pre["cond"], pre["uncond"], flow_anchor(ms, pre["x"], pre["sigma"]))
+        assert row["rho"][0] == pytest.approx(inside.item(), rel=1e-5)
+        assert abs(inside.item() - whole.item()) > 1e-4 * whole.item()
