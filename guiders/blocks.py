@@ -118,8 +118,9 @@ TABLE: tuple[Architecture, ...] = (
 ARCHITECTURES: tuple[Architecture, ...] = tuple(arch for arch in TABLE if arch.resolved is not None)
 
 
-class UnsupportedModelError(ValueError):
-    pass
+# Plain ValueErrors: ComfyUI's error dialog shows an exception's class, and a class of ours would
+# appear there as a module path. The names stay for readers and for ``except`` clauses.
+UnsupportedModelError = ValueError
 
 
 def supported_labels() -> str:
@@ -158,8 +159,8 @@ def _passthrough(module: torch.nn.Module, passthrough: Callable):
             module.forward = previous
 
 
-class IgnoredDropError(UnsupportedModelError):
-    """The model ran S²'s sub-network pass without consulting the replacement of a dropped block."""
+# The model ran S²'s sub-network pass without consulting the replacement of a dropped block.
+IgnoredDropError = ValueError
 
 
 @dataclass

@@ -58,8 +58,10 @@ def check(name: str, value: float) -> float:
 
 @dataclass(frozen=True)
 class StepWindow:
-    """The part of the schedule a method acts on, in ComfyUI's percent-of-denoising units
-    (the same ones as core's start_percent/end_percent widgets: 0 = first step, 1 = last)."""
+    """The part of the schedule a method acts on, in ComfyUI's percent units (the same ones as core's
+    start_percent/end_percent widgets): a percent of the model's noise schedule, turned into a sigma by
+    ``model_sampling.percent_to_sigma`` (0 = the highest noise, 1 = none). It equals the fraction of
+    steps only for some schedulers."""
 
     start_percent: float = 0.0
     end_percent: float = 1.0

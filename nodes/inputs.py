@@ -46,10 +46,13 @@ def raag_inputs() -> list:
 
 
 def window(what: str, outside: str) -> list:
+    units = ("ComfyUI's percent of the noise schedule, as core's start_percent/end_percent: 0 = the highest "
+             "noise, 1 = none; percent_to_sigma of the model gives the sigma. It equals the fraction of steps "
+             "only for some schedulers")
     return [
-        number("start_percent", 0.0, 0.01, f"Where in the schedule {what} starts (0 = first step, 1 = last; "
-               f"ComfyUI's percent units). Outside [start_percent, end_percent]: {outside}. Default 0."),
-        number("end_percent", 1.0, 0.01, f"Where in the schedule {what} ends (0 = first step, 1 = last). "
+        number("start_percent", 0.0, 0.01, f"Where {what} starts, in {units}. A step whose sigma lies on an edge "
+               f"is inside. Outside [start_percent, end_percent]: {outside}. Default 0."),
+        number("end_percent", 1.0, 0.01, f"Where {what} ends, in the same units (1 = the end of the schedule). "
                f"Outside [start_percent, end_percent]: {outside}. Default 1 (the whole schedule)."),
     ]
 
