@@ -50,8 +50,19 @@ def _skip_patch(args, extra):
     return args
 
 
-def _attribute(name: str) -> Callable[[torch.nn.Module], Sequence[torch.nn.Module]]:
-    return lambda dm: getattr(dm, name)
+@dataclass(frozen=True)
+class _Attribute:
+    """diffusion model -> the block list named ``name`` (a ``ModuleDict``'s values in order: Cosmos 1's
+    "block0", "block1", ...)."""
+
+    name: str
+
+    def __call__(self, dm: torch.nn.Module) -> Sequence[torch.nn.Module]:
+        blocks = getattr(dm, self.name)
+        return list(blocks.values()) if isinstance(blocks, torch.nn.ModuleDict) else blocks
+
+
+_attribute = _Attribute
 
 
 def _unet_transformer_blocks(dm: torch.nn.Module) -> Sequence[torch.nn.Module]:
@@ -75,9 +86,10 @@ def _resolve(path: str) -> type | None:
 
 @dataclass(frozen=True)
 class Architecture:
-    label: str
+    label: str  # the families this row covers (subclasses of model_class included), for messages and README
     model_class: str  # dotted path of the diffusion model class
     groups: tuple[BlockGroup, ...]
+    since: str = "0.3.75"  # documentation only: the oldest ComfyUI release of the test matrix with the class
     resolved: type | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
@@ -96,20 +108,31 @@ _DOUBLE_SINGLE = _dit(("double_block", "double_blocks"), ("single_block", "singl
 TABLE: tuple[Architecture, ...] = (
     Architecture("SD3 / SD3.5 (MMDiT)", "comfy.ldm.modules.diffusionmodules.mmdit.MMDiT",
                  _dit(("double_block", "joint_blocks"))),
-    Architecture("Flux / Flux Kontext / Flux 2", "comfy.ldm.flux.model.Flux", _DOUBLE_SINGLE),
+    Architecture("Flux / Flux Kontext / Flux 2 / LongCat-Image", "comfy.ldm.flux.model.Flux", _DOUBLE_SINGLE),
     Architecture("Chroma / Chroma Radiance", "comfy.ldm.chroma.model.Chroma", _DOUBLE_SINGLE),
-    Architecture("Wan 2.1 / 2.2 (all variants)", "comfy.ldm.wan.model.WanModel", _dit(("double_block", "blocks"))),
-    Architecture("Qwen-Image", "comfy.ldm.qwen_image.model.QwenImageTransformer2DModel",
+    Architecture("Wan 2.1 / 2.2 (T2V, I2V, VACE, Camera, S2V, HuMo, Animate, Animate2, SCAIL, FlowRVS, WanDancer, causal AR)", "comfy.ldm.wan.model.WanModel", _dit(("double_block", "blocks"))),
+    Architecture("Qwen-Image / Qwen-Image-Edit", "comfy.ldm.qwen_image.model.QwenImageTransformer2DModel",
                  _dit(("double_block", "transformer_blocks"))),
-    Architecture("HunyuanVideo / HunyuanImage", "comfy.ldm.hunyuan_video.model.HunyuanVideo", _DOUBLE_SINGLE),
-    Architecture("LTXV", "comfy.ldm.lightricks.model.LTXVModel", _dit(("double_block", "transformer_blocks"))),
+    Architecture("HunyuanVideo / HunyuanImage 2.1 / HunyuanVideo 1.5", "comfy.ldm.hunyuan_video.model.HunyuanVideo", _DOUBLE_SINGLE),
+    Architecture("LTXV / LTX-2 (LTXAV, (video, audio) streams)", "comfy.ldm.lightricks.model.LTXVModel", _dit(("double_block", "transformer_blocks"))),
     Architecture("Lumina 2 / Z-Image", "comfy.ldm.lumina.model.NextDiT",
                  (BlockGroup("layer", _attribute("layers"), _first_argument),)),
     Architecture("HiDream", "comfy.ldm.hidream.model.HiDreamImageTransformer2DModel",
                  (BlockGroup("double_stream_block", _attribute("double_stream_blocks"), _hidream_block),
                   BlockGroup("single_stream_block", _attribute("single_stream_blocks"), _hidream_block))),
-    Architecture("Cosmos-Predict2", "comfy.ldm.cosmos.predict2.MiniTrainDIT",
+    Architecture("Cosmos-Predict2 / Anima", "comfy.ldm.cosmos.predict2.MiniTrainDIT",
                  (BlockGroup("block", _attribute("blocks"), _first_argument),)),
+    Architecture("AuraFlow", "comfy.ldm.aura.mmdit.MMDiT",
+                 _dit(("double_block", "double_layers"), ("single_block", "single_layers"))),
+    Architecture("HunyuanDiT 1.0 / 1.1", "comfy.ldm.hydit.models.HunYuanDiT", _dit(("double_block", "blocks"))),
+    Architecture("Mochi", "comfy.ldm.genmo.joint_model.asymm_models_joint.AsymmDiTJoint",
+                 _dit(("double_block", "blocks"))),
+    Architecture("PixArt α / Σ", "comfy.ldm.pixart.pixartms.PixArtMS",
+                 (BlockGroup("block", _attribute("blocks"), _first_argument),)),
+    Architecture("Cosmos 1", "comfy.ldm.cosmos.model.GeneralDIT",
+                 (BlockGroup("block", _attribute("blocks"), _first_argument),)),
+    Architecture("OmniGen2", "comfy.ldm.omnigen.omnigen2.OmniGen2Transformer2DModel",
+                 (BlockGroup("layer", _attribute("layers"), _first_argument),)),
     Architecture("SD1.x / SDXL UNet (transformer blocks)", "comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel",
                  (BlockGroup("transformer_block", _unet_transformer_blocks, _first_argument),)),
 )
@@ -127,11 +150,16 @@ def supported_labels() -> str:
     return ", ".join(arch.label for arch in ARCHITECTURES)
 
 
-def architecture_of(diffusion_model: torch.nn.Module) -> Architecture:
+def row_of_class(cls: type) -> Architecture | None:
+    """The row of the nearest class in ``cls``'s MRO that the table has (None: not supported)."""
     by_class = {arch.resolved: arch for arch in ARCHITECTURES}
-    for cls in type(diffusion_model).__mro__:
-        if cls in by_class:
-            return by_class[cls]
+    return next((by_class[c] for c in cls.__mro__ if c in by_class), None)
+
+
+def architecture_of(diffusion_model: torch.nn.Module) -> Architecture:
+    arch = row_of_class(type(diffusion_model))
+    if arch is not None:
+        return arch
     cls = type(diffusion_model)
     raise UnsupportedModelError(
         f"S²-Guidance does not support this model ({cls.__module__}.{cls.__qualname__}). Supported "

@@ -10,7 +10,7 @@ import torch
 from comfy_extras.nodes_cfg import CFGZeroStar
 from comfy_extras.nodes_slg import SkipLayerGuidanceDiT
 from core_nodes import first
-from raag_s2_guidance.guiders import S2Config, UnsupportedModelError
+from raag_s2_guidance.guiders import S2Config, UnsupportedModelError, blocks
 from raag_s2_guidance.guiders.blocks import PASS_MARKER, IgnoredDropError
 from raag_s2_guidance.guiders.raag import raag_scale
 from raag_s2_guidance.nodes.s2 import S2GuiderNode
@@ -196,8 +196,13 @@ def test_unsupported_model_gets_a_clear_error_and_raag_still_works():
     with pytest.raises(UnsupportedModelError) as err:
         s2_guider(case)
     message = str(err.value)
-    assert "comfy.ldm.aura.mmdit.MMDiT" in message
-    for label in ("SD3", "Flux", "Wan", "Qwen-Image", "HunyuanVideo", "LTXV", "Lumina", "HiDream", "Cosmos", "UNet"):
+    assert "comfy.ldm.cascade.stage_c.StageC" in message
+    # exactly the rows the running ComfyUI has, none it lacks
+    assert f"Supported architectures: {blocks.supported_labels()}. RAAG" in message
+    assert [a.label for a in blocks.ARCHITECTURES] == [a.label for a in blocks.TABLE if a.resolved is not None]
+    assert all(a.label not in message for a in blocks.TABLE if a.resolved is None)
+    for label in ("SD3", "Flux", "Wan", "Qwen-Image", "HunyuanVideo", "LTXV", "Lumina", "HiDream", "Cosmos", "UNet",
+                  "AuraFlow", "PixArt"):
         assert label in message
     assert torch.isfinite(tm.sample(case, raag_guider(case), steps=STEPS)).all()
 

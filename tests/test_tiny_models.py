@@ -88,6 +88,8 @@ PASSTHROUGH = {
     ("hidream", "double_stream_blocks"): lambda image_tokens, image_tokens_masks, text_tokens, **k: (
         image_tokens, text_tokens),
     ("hidream", "single_stream_blocks"): lambda image_tokens, *a, **k: image_tokens,
+    ("auraflow", "double_layers"): lambda c, x, *a, **k: (c, x),
+    ("mochi", "blocks"): lambda x, c, y_feat, **k: (x, y_feat),
 }
 
 

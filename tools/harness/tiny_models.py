@@ -46,9 +46,11 @@ import torch
 ALL_ARCHS: tuple[str, ...] = (
     "sd3", "flux", "chroma", "wan21", "qwen_image", "hunyuan_video",
     "ltxv", "lumina2", "hidream", "cosmos_predict2", "sd15", "wan21_causal_ar",
+    "auraflow", "hunyuan_dit", "mochi", "pixart_alpha", "pixart_sigma", "cosmos1", "omnigen2",
 )
-UNSUPPORTED_ARCH = "auraflow"  # built like the others, but no S² block table entry exists for it
-VIDEO_ARCHS: frozenset[str] = frozenset({"wan21", "hunyuan_video", "ltxv", "cosmos_predict2", "wan21_causal_ar"})
+UNSUPPORTED_ARCH = "stable_cascade_c"  # built like the others, but no S² block table entry exists for it
+VIDEO_ARCHS: frozenset[str] = frozenset({"wan21", "hunyuan_video", "ltxv", "cosmos_predict2", "wan21_causal_ar",
+                                         "mochi", "cosmos1"})
 
 NEGATIVE_SEED_OFFSET = 10_000  # build(): negative prompt = conditioning(arch, seed + this)
 CTX_TOKENS = 8                 # text tokens per prompt
@@ -92,6 +94,10 @@ _FLUX_COMMON = dict(
 )
 _IMAGE, _VIDEO = (16, 8, 8), (16, 2, 8, 8)  # latent shapes without the batch dim
 _POOLED = {"pooled_output": (32,)}
+# PixArt sizes its position table from the latent: (H + W) / 2 must round to at least 64 / 2 latent pixels.
+# PixArt α's size and aspect embeddings are hidden / 3 wide each (hidden 96).
+# Mochi asserts its image MLP width (hidden_size_x * mlp_ratio_x == 1536 * 8), so its ratio is 192.
+_PIXART = (4, 36, 36)
 
 SPECS: dict[str, _Spec] = {
     "sd3": _Spec("SD3", _sd3_config(), _IMAGE, 32, _POOLED, ("joint_blocks",)),
@@ -153,11 +159,60 @@ SPECS: dict[str, _Spec] = {
                      use_linear_in_transformer=False, context_dim=32,
                      use_temporal_resblock=False, use_temporal_attention=False),
         (4, 8, 8), 32, {}, ("transformer_blocks",)),  # its BasicTransformerBlocks, see block_lists()
-    # Not in ARCHS: a real ComfyUI architecture that S²-Guidance does not list (AuraFlow's MMDiT).
-    UNSUPPORTED_ARCH: _Spec(
-        "AuraFlow", dict(cond_seq_dim=32, in_channels=4, out_channels=4, patch_size=2, dim=64, n_layers=4,
-                         n_double_layers=2, n_heads=2, global_conddim=64, max_seq=64),
+    "auraflow": _Spec(
+        "AuraFlow", dict(cond_seq_dim=32, in_channels=4, out_channels=4, patch_size=2, dim=64, n_layers=6,
+                         n_double_layers=3, n_heads=2, global_conddim=64, max_seq=64),
         (4, 8, 8), 32, {}, ("double_layers", "single_layers")),
+    # HunyuanDiT's long skips: the second half's blocks take the outputs of the first half (depth 6:
+    # blocks 4 and 5 read those of blocks 0 and 1); the T5 stream has its own tokens and mask.
+    "hunyuan_dit": _Spec(
+        "HunyuanDiT", dict(image_model="hydit", input_size=8, patch_size=2, in_channels=4, hidden_size=64,
+                           depth=6, num_heads=2, mlp_ratio=4.0, text_states_dim=32, text_states_dim_t5=32,
+                           text_len=CTX_TOKENS, text_len_t5=CTX_TOKENS, size_cond=False, use_style_cond=False),
+        (4, 8, 8), 32, {"attention_mask": "mask", "conditioning_mt5xl": (CTX_TOKENS, 32),
+                        "attention_mask_mt5xl": "mask"}, ("blocks",)),
+    "mochi": _Spec(
+        "GenmoMochi", dict(image_model="mochi_preview", depth=3, patch_size=2, num_heads=2, hidden_size_x=64,
+                           hidden_size_y=32, mlp_ratio_x=192.0, mlp_ratio_y=4.0, learn_sigma=False, in_channels=12,
+                           qk_norm=True, qkv_bias=False, out_bias=True, attn_drop=0.0, patch_embed_bias=True,
+                           posenc_preserve_area=True, timestep_mlp_bias=True, attend_to_padding=False,
+                           timestep_scale=1000.0, use_t5=True, t5_feat_dim=32, t5_token_length=CTX_TOKENS,
+                           rope_theta=10000.0),
+        (12, 2, 8, 8), 32, {"attention_mask": "mask"}, ("blocks",)),
+    "pixart_alpha": _Spec(
+        "PixArtAlpha", dict(image_model="pixart_alpha", micro_condition=True, num_heads=2, patch_size=2,
+                            hidden_size=96, in_channels=4, depth=3, model_max_length=CTX_TOKENS,
+                            caption_channels=32, input_size=16, pe_interpolation=0.25),
+        _PIXART, 32, {}, ("blocks",)),
+    "pixart_sigma": _Spec(
+        "PixArtSigma", dict(image_model="pixart_sigma", micro_condition=False, num_heads=2, patch_size=2,
+                            hidden_size=64, in_channels=4, depth=3, model_max_length=CTX_TOKENS,
+                            caption_channels=32, input_size=16, pe_interpolation=0.25),
+        _PIXART, 32, {}, ("blocks",)),
+    # Cosmos 1 (GeneralDIT): its blocks are a ModuleDict "block0", "block1", ...
+    "cosmos1": _Spec(
+        "CosmosT2V", dict(image_model="cosmos", max_img_h=64, max_img_w=64, max_frames=16, in_channels=16,
+                          out_channels=16, patch_spatial=2, patch_temporal=1, model_channels=64,
+                          block_config="FA-CA-MLP", concat_padding_mask=True, pos_emb_cls="rope3d",
+                          pos_emb_learnable=False, pos_emb_interpolation="crop", block_x_format="THWBD",
+                          affline_emb_norm=True, use_adaln_lora=True, adaln_lora_dim=16, num_blocks=3,
+                          num_heads=2, crossattn_emb_channels=32, extra_per_block_abs_pos_emb=True,
+                          extra_per_block_abs_pos_emb_type="learnable"),
+        _VIDEO, 32, {}, ("blocks",)),
+    "omnigen2": _Spec(
+        "Omnigen2", dict(image_model="omnigen2", axes_dim_rope=[8, 12, 12], axes_lens=[300, 64, 64],
+                         ffn_dim_multiplier=None, hidden_size=64, in_channels=16, multiple_of=16, norm_eps=1e-5,
+                         num_attention_heads=2, num_kv_heads=2, num_layers=3, num_refiner_layers=2,
+                         out_channels=None, patch_size=2, text_feat_dim=32, timestep_scale=1000.0),
+        _IMAGE, 32, {"attention_mask": "mask"}, ("layers",)),
+    # Not in ARCHS: a real ComfyUI model that S²-Guidance does not list (Stable Cascade's stage C: a
+    # cascade prior with ResBlock/attention stages, no transformer block list).
+    UNSUPPORTED_ARCH: _Spec(
+        "Stable_Cascade_C", dict(stable_cascade_stage="c", c_cond=64, c_hidden=[64, 64], nhead=[2, 2],
+                                 blocks=[[1, 1], [1, 1]], block_repeat=[[1, 1], [1, 1]], c_r=16,
+                                 c_clip_text=32, c_clip_text_pooled=32, c_clip_img=768, c_clip_seq=2,
+                                 level_config=["CTA", "CTA"], switch_level=[False], self_attn=True),
+        (16, 8, 8), 32, {"pooled_output": (1, 32)}, ()),
 }
 
 
@@ -290,7 +345,8 @@ def block_lists(arch: str, diffusion_model: torch.nn.Module) -> dict[str, list[t
         from comfy.ldm.modules.attention import BasicTransformerBlock
         blocks = [m for m in diffusion_model.modules() if isinstance(m, BasicTransformerBlock)]
         return {"transformer_blocks": blocks}
-    return {name: list(getattr(diffusion_model, name)) for name in _spec(arch).block_lists}
+    lists = {name: getattr(diffusion_model, name) for name in _spec(arch).block_lists}
+    return {name: list(b.values() if isinstance(b, torch.nn.ModuleDict) else b) for name, b in lists.items()}
 
 
 def predict(case: TinyCase, x: torch.Tensor, sigma: float, conditioning: list | None = None,
