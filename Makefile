@@ -43,3 +43,10 @@ bench: setup
 # Retrains the shipped demo model into demo_model/ (deterministic, ~45-50 min on 2 cores; CI never runs it).
 train-demo: setup
 	$(PY) tools/demo/train_demo.py
+
+# The GPU check (issue #15): CUDA no-host-sync checks, the real-size overhead table and S² at depth, in one run
+# (< 8 min on one H200), written to output/gpu_check/gpu_check.{md,json}. GPU_ARGS="--quick": its CPU mode.
+GPU_ARGS ?=
+.PHONY: gpu-check
+gpu-check: setup
+	TORCH_CPP_LOG_LEVEL=ERROR $(PY) tools/bench/gpu_check.py $(GPU_ARGS)

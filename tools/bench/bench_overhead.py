@@ -339,6 +339,8 @@ class Probe:
     peak_bytes: int
     python_peak_bytes: int
     finite: bool
+    # S²'s sub-network deviation ||D_sub - D_c|| / ||D_c - D_u|| over the timed S² passes: (median, min, max)
+    deviation: tuple[float, float, float] | None = None
 
 
 def _sync_fn(device):
@@ -391,17 +393,20 @@ def probe(case, name, guider_on_counted, timer, counter, total_blocks, args, dev
     first, last = timer.marks[0], timer.marks[-1]
     timed_steps = timer.timed_steps
     calls = counter.calls[first:last]
-    p = f = None
+    p = f = deviation = None
     if name.startswith(("S²", "RAAG + S²")):
         rows = [r for r in guider_on_counted.trace.rows() if 1 <= r["step"] <= timed_steps]
         s2_rows = [r for r in rows if r["dropped"]]
         f = len({r["step"] for r in s2_rows}) / timed_steps
         p = statistics.fmean(len(r["dropped"]) / total_blocks for r in s2_rows) if s2_rows else 0.0
+        values = [v for r in s2_rows for v in (r["deviation"] or []) if v is not None and math.isfinite(v)]
+        if values:
+            deviation = (statistics.median(values), min(values), max(values))
     return Probe(
         calls_per_step=len(calls) / timed_steps,
         rows_per_step=sum(rows for rows, _ in calls) / timed_steps,
         p=p, f=f, peak_bytes=int(peak), python_peak_bytes=int(python_peak),
-        finite=bool(torch.isfinite(out).all()),
+        finite=bool(torch.isfinite(out).all()), deviation=deviation,
     )
 
 

@@ -1,0 +1,574 @@
+"""The GPU check (issue #15): the CUDA-only checks and the real-size overhead table, in one prepared run.
+
+    make gpu-check                                   # set-up, then the full check on the CUDA device
+    make gpu-check GPU_ARGS="--archs sd3,wan21"      # options pass through GPU_ARGS
+    .venv/bin/python tools/bench/gpu_check.py --quick   # the same script on tiny models on the CPU (seconds)
+
+Writes ``gpu_check.md`` and ``gpu_check.json`` under ``--out`` (default ``output/gpu_check/``), after every
+section, so a run stopped at its time limit still leaves what it measured. Three sections:
+
+1. **No host synchronisation in the per-step path.** ``tests/test_no_host_sync.py``'s own checks, imported
+   from it (not copied): CUDA's sync detector (``torch.cuda.set_sync_debug_mode("error")`` while our
+   ``predict_noise`` runs, off inside ComfyUI's ``calc_cond_batch`` / ``cfg_function``) on every guider
+   configuration and architecture that test lists, its tiny models moved to the GPU; and the host-read
+   interception (``HostSyncCheck``, device independent). Each check first proves it can fail: a host read
+   added to ``guidance_ratio`` must be caught. Without a CUDA device the CUDA part is reported as
+   "not run: no CUDA device".
+2. **Overhead over CFGGuider at real sizes** (random weights, bf16): SD3.5-Large's MMDiT (38 blocks, hidden
+   2432) at 1024², Flux.1-dev's size (19 + 38 blocks) at 1024², Wan 2.1 1.3B at 480p x 33 frames
+   (``--archs wan21_14b`` adds the 14B; not in the default set: it alone would take most of the time).
+   ``tools/bench/bench_overhead.py`` does the measuring (``bench_arch``: guiders alternating in one process,
+   per-step wall time and its ratio to CFGGuider's, model calls per step, ``torch.cuda.max_memory_allocated``
+   per guider) and its full report is appended; its bound for S² is the one judged here.
+3. **S² at real depth**: the sub-network deviation ``||D_sub - D_c|| / ||D_c - D_u||`` over the S² passes,
+   and the cost of one sub-network pass over one batched CFG pass, against the ``0.5 (1 - p)`` the bound
+   assumes.
+
+Targets: RAAG <= 1.02x CFGGuider; S² <= 1 + 0.5 (1 - p) f + 0.03 (RAAG + S²: + 0.02 more); peak memory
+of every guider within 1 % of CFGGuider's; no host sync. ``--quick`` (tiny models, CPU) exercises every code
+path in CI-sized time; its timings are not the targets' measure (Python overhead dominates a tiny model's
+step), so there the timing and memory targets are reported but not judged.
+
+Time on one H200 (estimate, never measured): ~1 min of checks and warm-up plus 1-2 min per architecture
+with the defaults (6 steps, 3 repeats); ``--budget-s`` (default 420) skips an architecture that would
+start past that many seconds after the one before it took as long again. The exit status is 0 when every
+section ran (missed targets are results, listed under "Targets"), 1 when a section failed to run, 2 when
+the full check finds no CUDA device.
+
+On a machine without the package index (e.g. an image with a CUDA torch): run
+``python3 tools/bench/gpu_check.py`` with the provisioned ``.cache/ComfyUI`` present and ComfyUI's pure-Python
+needs (e.g. ``torchsde``) installed; ``make gpu-check`` runs the set-up first, which needs the index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tools"))
+import toolpath  # noqa: E402
+
+toolpath.install()  # the role folders of tools/
+
+import bench_overhead as bo  # noqa: E402  (imports no torch at module level)
+
+DEFAULT_OUT = REPO / "output" / "gpu_check"
+NOT_RUN_NO_CUDA = "not run: no CUDA device"
+S2_GUIDERS = ("S²", "S² [0.2, 0.8]", "RAAG + S²")
+
+# The real sizes are bench_overhead's; the 14B is an extra here (40 blocks, dim 5120).
+REAL = dict(bo.REAL)
+REAL["wan21_14b"] = bo.ModelSpec("wan21", "Wan 2.1 14B (40 blocks, dim 5120), 832x480 x 33 frames", "WAN21_T2V",
+                                 bo._wan_config(5120, 13824, 40, 40, 4096), (16, 9, 60, 104), 512, 4096)
+# --quick: the same classes at test size (a CFG step is a few ms on one CPU core).
+QUICK = {
+    "sd3": bo.ModelSpec("sd3", "SD3 MMDiT, 3 blocks, hidden 192 (quick)", "SD3", bo._sd3_config(3, 32, 32, 16),
+                        (16, 8, 8), 8, 32, {"pooled_output": (32,)}),
+    "flux": bo.ModelSpec("flux", "Flux, 2 + 4 blocks, hidden 64 (quick)", "Flux",
+                         bo._flux_config(64, 2, 4, [8, 12, 12], 32, 32), (16, 8, 8), 8, 32,
+                         {"pooled_output": (32,)}),
+    "wan21": bo.ModelSpec("wan21", "Wan 2.1, 4 blocks, dim 64 (quick)", "WAN21_T2V", bo._wan_config(64, 128, 2, 4, 32),
+                          (16, 2, 8, 8), 8, 32),
+}
+DEFAULT_ARCHS = "sd3,flux,wan21"
+# The host-read interception in --quick: one run per guider (the full check runs all of the test's RUNS).
+QUICK_SYNC_RUNS = [("sd3", "raag_per_sample", "euler"), ("sd3", "s2", "euler"), ("flux", "raag_s2", "euler")]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny models (CPU unless --device cuda): every code path in seconds; timings not judged")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="default: cuda for the full check, cpu with --quick")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (gpu_check.md, gpu_check.json)")
+    parser.add_argument("--archs", default=DEFAULT_ARCHS,
+                        help=f"comma-separated, from: {', '.join(REAL)} (--quick: {', '.join(QUICK)})")
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps per timed run (default 6; quick 4)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per guider (default 3; quick 1)")
+    parser.add_argument("--budget-s", type=float, default=420.0,
+                        help="skip an architecture that would likely end past this many seconds")
+    parser.add_argument("--skip-sync", action="store_true", help="leave out section 1")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    args.device = args.device or ("cpu" if args.quick else "cuda")
+    if not args.quick and args.device == "cpu":
+        parser.error("the full check needs --device cuda (the real-size models do not fit a CPU run); use --quick")
+    args.steps = args.steps or (4 if args.quick else 6)
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    args.archs = [a.strip() for a in args.archs.split(",") if a.strip()]
+    specs = QUICK if args.quick else REAL
+    unknown = [a for a in args.archs if a not in specs]
+    if unknown:
+        parser.error(f"unknown --archs {unknown}; choose from {sorted(specs)}")
+    if args.steps < 3:
+        parser.error("--steps must be >= 3")
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    return args
+
+
+# ----------------------------------------------------------------------------------------------------
+# Section 1: host synchronisation (the checks of tests/test_no_host_sync.py, imported from it)
+
+
+def _sync_module():
+    tests = str(REPO / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    import test_no_host_sync  # the same module pytest collects (tests/ has no __init__.py)
+
+    return test_no_host_sync
+
+
+def _where(exc: BaseException) -> str:
+    """The exception, with the innermost frame of the pack's guiders/ it passed through."""
+    import raag_s2_guidance.guiders as pack_guiders
+
+    guiders_dir = str(Path(pack_guiders.__file__).resolve().parent)
+    ours = [f for f in traceback.extract_tb(exc.__traceback__) if str(Path(f.filename).resolve()).startswith(guiders_dir)]
+    text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    if ours:
+        text += f" (at {Path(ours[-1].filename).name}:{ours[-1].lineno} in {ours[-1].name})"
+    return text[:300]
+
+
+def _guider(sync, arch: str, case: str, on_gpu: bool):
+    import tiny_models
+
+    model = tiny_models.build(arch)
+    if on_gpu:
+        model = sync._on_gpu(model)
+    guider = sync._cases()[case](model.patcher)
+    guider.set_conds(model.positive, model.negative)
+    return model, guider
+
+
+def cuda_sync_checks(runs) -> list[dict]:
+    """``set_sync_debug_mode("error")`` around our per-step code; first the two controls (it can fail)."""
+    import pytest
+    import tiny_models
+    import torch
+    from raag_s2_guidance.guiders import base
+
+    sync = _sync_module()
+    rows = []
+
+    def record(check, arch, case, sampler, fn, expect_error: bool):
+        started = time.perf_counter()
+        try:
+            fn()
+            result = "FAIL: no error raised (the check cannot fail)" if expect_error else "pass"
+        except RuntimeError as exc:
+            if expect_error and "synchroniz" in str(exc):
+                result = "pass (caught: " + _where(exc) + ")"
+            else:
+                result = "FAIL: " + _where(exc)
+        except Exception as exc:  # noqa: BLE001 (a broken run is a result of the check)
+            result = "FAIL: " + _where(exc)
+        rows.append(dict(check=check, arch=arch, guider=case, sampler=sampler, result=result,
+                         seconds=round(time.perf_counter() - started, 2)))
+
+    def control_item():
+        t = torch.ones(3, device="cuda")
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            t.sum().item()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+
+    record("control: the sync detector raises on .item()", "—", "—", "—", control_item, True)
+
+    def control_injected():
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(base, "guidance_ratio", sync._syncing(base.guidance_ratio))
+            model, guider = _guider(sync, "sd3", "raag_per_sample", True)
+            with sync.cuda_sync_errors_in_our_code(mp):
+                tiny_models.sample(model, guider, steps=sync.STEPS, seed=3)
+
+    record("control: a sync added to guidance_ratio is caught", "sd3", "raag_per_sample", "euler",
+           control_injected, True)
+
+    for arch, case, sampler in runs:
+        def run(arch=arch, case=case, sampler=sampler):
+            model, guider = _guider(sync, arch, case, True)
+            tiny_models.sample(model, guider, sampler_name=sampler, steps=2, seed=3)  # warm-up: lazy CUDA init
+            with pytest.MonkeyPatch.context() as mp, sync.cuda_sync_errors_in_our_code(mp):
+                out = tiny_models.sample(model, guider, sampler_name=sampler, steps=sync.STEPS, seed=3)
+            if not bool(torch.isfinite(out).all()):
+                raise ValueError("non-finite output")
+            if len(guider.trace.rows()) < sync.STEPS:
+                raise ValueError("the guider's predict_noise did not run every step")
+
+        record("no CUDA sync in predict_noise", arch, case, sampler, run, False)
+    return rows
+
+
+def host_read_checks(runs) -> list[dict]:
+    """``HostSyncCheck`` (host reads of device tensors from guiders/ code), first its control."""
+    import pytest
+    import tiny_models
+    from raag_s2_guidance.guiders import base
+
+    sync = _sync_module()
+    rows = []
+
+    def control():
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(base, "guidance_ratio", sync._syncing(base.guidance_ratio))
+            model, guider = _guider(sync, "sd3", "raag_per_sample", False)
+            try:
+                with sync.checking_host_syncs(mp):
+                    tiny_models.sample(model, guider, steps=sync.STEPS, seed=3)
+            except sync.HostSyncError as exc:
+                return "pass (caught: " + str(exc).splitlines()[0][:200] + ")"
+        return "FAIL: the injected host read was not caught (the check cannot fail)"
+
+    def run(arch, case, sampler):
+        model, guider = _guider(sync, arch, case, False)
+        with pytest.MonkeyPatch.context() as mp:
+            try:
+                with sync.checking_host_syncs(mp) as check:
+                    tiny_models.sample(model, guider, sampler_name=sampler, steps=sync.STEPS, seed=3)
+            except sync.HostSyncError as exc:
+                return "FAIL: " + str(exc).splitlines()[0][:200]
+        if check.violations:
+            return "FAIL: " + "; ".join(check.violations)[:200]
+        if len(guider.trace.rows()) < sync.STEPS:
+            return "FAIL: the guider's predict_noise did not run every step"
+        return "pass"
+
+    jobs = [("control: a host read added to guidance_ratio is caught", "sd3", "raag_per_sample", "euler", control)]
+    jobs += [("no host read of a device tensor", a, c, s, lambda a=a, c=c, s=s: run(a, c, s)) for a, c, s in runs]
+    for check, arch, case, sampler, fn in jobs:
+        started = time.perf_counter()
+        try:
+            result = fn()
+        except Exception as exc:  # noqa: BLE001
+            result = "FAIL: " + _where(exc)
+        rows.append(dict(check=check, arch=arch, guider=case, sampler=sampler, result=result,
+                         seconds=round(time.perf_counter() - started, 2)))
+    return rows
+
+
+def model_patch_nodes() -> list[str]:
+    """The pack's MODEL-patch nodes (a MODEL in, a MODEL out): none has a sync check here yet, so any that
+    exists is named in the report rather than silently passed over."""
+    from raag_s2_guidance.nodes import NODES
+
+    found = []
+    for node in NODES:
+        schema = node.define_schema()
+        types_in = {getattr(i, "io_type", None) for i in schema.inputs or []}
+        types_out = {getattr(o, "io_type", None) for o in schema.outputs or []}
+        if "MODEL" in types_in and "MODEL" in types_out:
+            found.append(node.__name__)
+    return found
+
+
+# ----------------------------------------------------------------------------------------------------
+# Sections 2 and 3: overhead (bench_overhead.bench_arch) and S² at depth
+
+
+def _row_json(row: dict, cfg_peak: int) -> dict:
+    pr = row["probe"]
+    return dict(
+        guider=row["guider"], ms_per_step=row["ms"], ratio_to_cfg=row["ratio"], bound=row["bound"],
+        per_repeat_ratio=[row["low"], row["high"]], model_ms_per_step=row["model_ms"],
+        outside_model_ms_per_step=row["outside_ms"], calls_per_step=pr.calls_per_step,
+        rows_per_step=pr.rows_per_step, p=pr.p, f=pr.f, peak_memory_bytes=pr.peak_bytes,
+        peak_memory_vs_cfg=(pr.peak_bytes / cfg_peak - 1.0) if cfg_peak else None,
+        python_heap_peak_bytes=pr.python_peak_bytes, finite=pr.finite,
+        deviation=list(pr.deviation) if pr.deviation else None,
+        time_ok=row["time_ok"], memory_ok=row["memory_ok"],
+    )
+
+
+def overhead(specs: dict, args, device, dtype, state: dict, write) -> list[dict]:
+    import torch
+
+    bargs = bo.parse_args(["--device", device.type, "--steps", str(args.steps), "--repeats", str(args.repeats),
+                           "--seed", str(args.seed)])
+    entries, raw = [], []
+    last_seconds = 0.0
+    for key in args.archs:
+        spec = specs[key]
+        elapsed = time.perf_counter() - state["started"]
+        if not args.quick and elapsed + last_seconds > args.budget_s:
+            entries.append(dict(arch=key, label=spec.label, status=f"not run: time budget ({elapsed:.0f} s spent, "
+                                f"the last architecture took {last_seconds:.0f} s, --budget-s {args.budget_s:g})"))
+            continue
+        try:
+            res = bo.bench_arch(spec, bargs, device, dtype)
+        except Exception as exc:  # noqa: BLE001 (e.g. out of memory: report it, go on with the next)
+            traceback.print_exc()
+            entries.append(dict(arch=key, label=spec.label, status="error: " + _where(exc)))
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            write()
+            continue
+        last_seconds = res["seconds"]
+        raw.append(res)
+        cfg_peak = res["rows"][0]["probe"].peak_bytes
+        s2 = res["rows"][[r["guider"] for r in res["rows"]].index("S²")]["probe"]
+        entries.append(dict(
+            arch=key, label=spec.label, status="run", seconds=res["seconds"], parameters=res["params"],
+            blocks=res["total_blocks"], image_tokens=res["tokens"], latent=list(spec.latent),
+            rows=[_row_json(row, cfg_peak) for row in res["rows"]],
+            s2_depth=dict(blocks=res["total_blocks"], p=s2.p, dropped_per_pass=(s2.p or 0.0) * res["total_blocks"],
+                          deviation=list(s2.deviation) if s2.deviation else None,
+                          batched_pass_ms=res["full_ms"], sub_pass_ms=res["sub_ms"],
+                          sub_over_batched=res["sub_ms"] / res["full_ms"] if res["full_ms"] else None,
+                          assumed_by_bound=res["ideal_sub"]),
+        ))
+        state["overhead"], state["raw"] = entries, raw
+        write()
+    return entries
+
+
+def targets(state: dict) -> list[dict]:
+    out = []
+    judged = not state["quick"]
+    sync_rows = state["sync"]["cuda"]["checks"] + state["sync"]["host_reads"]
+    if state["sync"]["status"] != "skipped":
+        failed = [r for r in sync_rows if r["result"].startswith("FAIL")]
+        cuda_run = state["sync"]["cuda"]["status"] == "run"
+        out.append(dict(target="no host sync in the per-step path", model="tiny models, every guider",
+                        value=f"{len(sync_rows) - len(failed)} / {len(sync_rows)} checks pass"
+                        + ("" if cuda_run else f"; CUDA sync detector {state['sync']['cuda']['status']}"),
+                        limit="all pass", result="pass" if not failed else "miss"))
+    for entry in state["overhead"]:
+        if entry["status"] != "run":
+            out.append(dict(target="overhead", model=entry["arch"], value=entry["status"], limit="—",
+                            result="not run"))
+            continue
+        for row in entry["rows"]:
+            if row["guider"] in ("CFGGuider", bo.CONTROL):
+                continue
+            if row["bound"] is not None:
+                out.append(dict(target=f"{row['guider']} time × CFGGuider", model=entry["arch"],
+                                value=f"{row['ratio_to_cfg']:.3f}", limit=f"≤ {row['bound']:.3f}",
+                                result=("pass" if row["time_ok"] else "miss") if judged else "not judged (quick)"))
+            out.append(dict(target=f"{row['guider']} peak memory vs CFGGuider", model=entry["arch"],
+                            value=_pct(row["peak_memory_vs_cfg"]), limit=f"≤ +{bo.MEMORY_TOLERANCE:.0%}",
+                            result=("pass" if row["memory_ok"] else "miss") if judged else "not judged (quick)"))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# Report
+
+
+def _pct(value) -> str:
+    return "—" if value is None else f"{value * 100:+.2f} %"
+
+
+def _fmt(value, spec: str) -> str:
+    return "—" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
+
+
+def _sync_table(rows: list[dict]) -> list[str]:
+    lines = ["| check | model | guider | sampler | result | s |", "|---|---|---|---|---|---:|"]
+    lines += [f"| {r['check']} | {r['arch']} | {r['guider']} | {r['sampler']} | {r['result']} | {r['seconds']:.1f} |"
+              for r in rows]
+    return lines
+
+
+def render(state: dict) -> str:
+    quick = state["quick"]
+    lines = [
+        f"# GPU check ({'quick: tiny models' if quick else 'full: real sizes'}, {state['device']})",
+        "",
+        f"- Machine: {state['machine']}; torch {state['torch']}; ComfyUI {state['comfyui']}; Python "
+        f"{state['python']}; dtype {state['dtype']}.",
+        f"- Command: `{state['command']}`; {state['started_at']}; {state['seconds']:.0f} s.",
+        f"- {state['steps']} steps per timed run, {state['repeats']} repeats per guider (alternating).",
+    ]
+    if quick:
+        lines.append("- Quick mode: tiny models, so Python overhead dominates every step; the timing and memory "
+                     "targets are reported but not judged. It checks that every part of the GPU run works.")
+    lines += ["", "## 1. No host synchronisation in the per-step path", ""]
+    sync = state["sync"]
+    if sync["status"] == "skipped":
+        lines += ["not run: --skip-sync", ""]
+    else:
+        lines += ["### CUDA sync detector (`torch.cuda.set_sync_debug_mode(\"error\")`)", ""]
+        lines += _sync_table(sync["cuda"]["checks"]) if sync["cuda"]["status"] == "run" else [sync["cuda"]["status"]]
+        lines += ["", "### Host-read interception (`tests/test_no_host_sync.py`'s `HostSyncCheck`)", ""]
+        lines += _sync_table(sync["host_reads"])
+        patch_nodes = sync["model_patch_nodes"]
+        lines += ["", "MODEL-patch nodes: " + ("the pack has none." if not patch_nodes else
+                                               "not covered by these checks yet: " + ", ".join(patch_nodes)
+                                               + " (their hooks run outside `GuidanceGuider.predict_noise`, "
+                                               "which these checks instrument)"), ""]
+    lines += ["## 2. Overhead over CFGGuider", ""]
+    table = ["| model | guider | ms / step | × CFGGuider | bound | model calls (rows) / step | p | f "
+             "| peak memory | vs CFGGuider | result |",
+             "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---|"]
+    notes = []
+    for entry in state["overhead"]:
+        if entry["status"] != "run":
+            notes.append(f"- {entry['arch']} ({entry['label']}): {entry['status']}")
+            continue
+        for row in entry["rows"]:
+            if row["guider"] == "CFGGuider":
+                result = "reference"
+            elif row["guider"] == bo.CONTROL:
+                result = "noise check (ideal 1.000)"
+            elif quick:
+                result = "not judged (quick)"
+            else:
+                missed = [w for w, ok in (("time", row["time_ok"]), ("memory", row["memory_ok"])) if not ok]
+                result = "pass" if not missed else "**miss** (" + ", ".join(missed) + ")"
+            table.append(
+                f"| {entry['arch']} | {row['guider']} | {row['ms_per_step']:.1f} | {row['ratio_to_cfg']:.3f} "
+                f"| {'—' if row['bound'] is None else format(row['bound'], '.3f')} "
+                f"| {row['calls_per_step']:.2f} ({row['rows_per_step']:.2f}) | {_fmt(row['p'], '.3f')} "
+                f"| {_fmt(row['f'], '.2f')} | {row['peak_memory_bytes'] / 2**20:.1f} MiB "
+                f"| {_pct(row['peak_memory_vs_cfg'])} | {result} |")
+    lines += table + [""] + notes + ([""] if notes else [])
+    lines += ["## 3. S² at real depth" + (" (quick: tiny depth)" if quick else ""), "",
+              "| model | blocks | p | blocks dropped / pass | deviation: median (min–max) | batched CFG pass, ms "
+              "| sub-network pass, ms | sub / batched | assumed by the bound: 0.5 (1 − p) |",
+              "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for entry in state["overhead"]:
+        if entry["status"] != "run":
+            continue
+        d = entry["s2_depth"]
+        dev = d["deviation"]
+        dev_text = "—" if not dev else f"{dev[0]:.3f} ({dev[1]:.3f}–{dev[2]:.3f})"
+        lines.append(f"| {entry['arch']} | {d['blocks']} | {_fmt(d['p'], '.3f')} | {d['dropped_per_pass']:.1f} "
+                     f"| {dev_text} | {d['batched_pass_ms']:.2f} | {d['sub_pass_ms']:.2f} "
+                     f"| {_fmt(d['sub_over_batched'], '.3f')} | {d['assumed_by_bound']:.3f} |")
+    lines += ["", "Deviation: `||D_sub − D_c|| / ||D_c − D_u||` per S² pass (the S² term relative to the CFG "
+              "signal); pass times: median in-model time (CUDA events on a GPU).", "",
+              "## Targets", "", "| target | model | value | limit | result |", "|---|---|---|---|---|"]
+    lines += [f"| {t['target']} | {t['model']} | {t['value']} | {t['limit']} | {t['result']} |"
+              for t in state["targets"]]
+    if state.get("bench_report"):
+        lines += ["", "## bench_overhead's full report", ""]
+        if quick:
+            lines += ["(Its pass / FAIL column judges tiny-model timings, which are not the targets' measure: "
+                      "ignore it in quick mode.)", ""]
+        lines += [state["bench_report"].replace("## Overhead", "### Overhead")]
+    return "\n".join(lines) + "\n"
+
+
+def _json_ready(state: dict) -> dict:
+    return {k: v for k, v in state.items() if k not in ("raw", "started", "bench_report")}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before torch is imported: ComfyUI then runs --cpu
+
+    import comfy_env
+
+    comfy_env.bootstrap()
+    comfy_env.load_pack()
+    import comfy.model_management
+    import comfy.utils
+    import torch
+
+    comfy.utils.PROGRESS_BAR_ENABLED = False
+    out_dir = args.out.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cuda = torch.cuda.is_available()
+    device = comfy.model_management.get_torch_device()
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    command = shlex.join([os.path.relpath(sys.executable, REPO), os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
+    state = dict(
+        mode="quick" if args.quick else "full", quick=args.quick, device=str(device),
+        machine=bo._machine(device), torch=torch.__version__, comfyui=comfy_env.comfy_version(),
+        python=platform.python_version(), dtype=str(dtype).removeprefix("torch."), command=command,
+        started_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"), started=time.perf_counter(), seconds=0.0,
+        steps=args.steps, repeats=args.repeats, archs=args.archs,
+        sync=dict(status="skipped", cuda=dict(status="skipped", checks=[]), host_reads=[], model_patch_nodes=[]),
+        overhead=[], targets=[], errors=[], all_targets_met=None,
+    )
+    md_path, json_path = out_dir / "gpu_check.md", out_dir / "gpu_check.json"
+
+    def write():
+        state["seconds"] = time.perf_counter() - state["started"]
+        state["targets"] = targets(state)
+        judged = [t for t in state["targets"] if t["result"] in ("pass", "miss")]
+        state["all_targets_met"] = None if args.quick else (  # quick: timings are not judged
+            bool(judged) and all(t["result"] == "pass" for t in judged)
+            and not any(t["result"] == "not run" for t in state["targets"]))
+        md_path.write_text(render(state))
+        json_path.write_text(json.dumps(_json_ready(state), indent=2, default=str) + "\n")
+
+    if args.device == "cuda" and (not cuda or device.type != "cuda"):
+        state["sync"]["cuda"]["status"] = NOT_RUN_NO_CUDA
+        state["errors"].append(f"--device cuda: {NOT_RUN_NO_CUDA} (torch {torch.__version__}); use --quick on a CPU")
+        for key in args.archs:
+            state["overhead"].append(dict(arch=key, label=REAL[key].label, status=NOT_RUN_NO_CUDA))
+        write()
+        print(f"{NOT_RUN_NO_CUDA}: the full check needs one (--quick runs the CPU mode); wrote {md_path}")
+        return 2
+
+    sync = _sync_module() if not args.skip_sync else None
+    if sync is not None:
+        print("== 1. host synchronisation checks", flush=True)
+        runs = list(sync.RUNS) if not args.quick else QUICK_SYNC_RUNS
+        state["sync"]["status"] = "run"
+        try:
+            state["sync"]["model_patch_nodes"] = model_patch_nodes()
+            if cuda and device.type == "cuda":
+                state["sync"]["cuda"] = dict(status="run", checks=cuda_sync_checks(runs))
+            else:
+                state["sync"]["cuda"] = dict(status=NOT_RUN_NO_CUDA, checks=[])
+            state["sync"]["host_reads"] = host_read_checks(runs)
+        except Exception as exc:  # noqa: BLE001
+            traceback.print_exc()
+            state["errors"].append("sync checks: " + _where(exc))
+        finally:
+            with contextlib.suppress(Exception):
+                torch.cuda.set_sync_debug_mode(0) if cuda else None
+        write()
+        for row in state["sync"]["cuda"]["checks"] + state["sync"]["host_reads"]:
+            print(f"   {row['check']} [{row['arch']} {row['guider']} {row['sampler']}]: {row['result']}")
+        if state["sync"]["cuda"]["status"] != "run":
+            print(f"   CUDA sync detector: {state['sync']['cuda']['status']}")
+
+    print("== 2/3. overhead over CFGGuider, S² at depth", flush=True)
+    specs = QUICK if args.quick else REAL
+    try:
+        overhead(specs, args, device, dtype, state, write)
+    except Exception as exc:  # noqa: BLE001
+        traceback.print_exc()
+        state["errors"].append("overhead: " + _where(exc))
+    if state.get("raw"):
+        load = os.getloadavg()[0]
+        state["bench_report"] = bo.render(state["raw"], bo.parse_args(
+            ["--device", device.type, "--steps", str(args.steps), "--repeats", str(args.repeats)]),
+            device, dtype, command, (load, load))
+    write()
+    print()
+    print(md_path.read_text())
+    print(f"wrote {md_path} and {json_path}")
+    missed = [f"{t['target']} ({t['model']}): {t['value']}, limit {t['limit']}" for t in state["targets"]
+              if t["result"] in ("miss", "not run")]
+    if not args.quick:
+        print("all targets met" if state["all_targets_met"] else "targets missed or not run: " + "; ".join(missed))
+    errors = state["errors"] + [f"{e['arch']}: {e['status']}" for e in state["overhead"] if e["status"].startswith("error")]
+    if errors:
+        print("sections that failed to run: " + "; ".join(errors))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
