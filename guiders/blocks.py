@@ -45,6 +45,11 @@ def _hidream_block(image_tokens, image_tokens_masks=None, text_tokens=None, *arg
     return image_tokens if text_tokens is None else (image_tokens, text_tokens)
 
 
+def _hidden_and_text(hidden_states, encoder_hidden_states, *args, **kwargs):
+    """Pass-through for CogVideoX blocks: called with keywords, they return (hidden_states, encoder_hidden_states)."""
+    return hidden_states, encoder_hidden_states
+
+
 def _skip_patch(args, extra):
     """A "dit" replace patch that skips its block: the block's outputs are its inputs."""
     return args
@@ -133,6 +138,19 @@ TABLE: tuple[Architecture, ...] = (
                  (BlockGroup("block", _attribute("blocks"), _first_argument),)),
     Architecture("OmniGen2", "comfy.ldm.omnigen.omnigen2.OmniGen2Transformer2DModel",
                  (BlockGroup("layer", _attribute("layers"), _first_argument),)),
+    # args["x"] is the visual stream (the text stream has its own, never dropped, blocks)
+    Architecture("Kandinsky 5 (video, image)", "comfy.ldm.kandinsky5.model.Kandinsky5",
+                 _dit(("double_block", "visual_transformer_blocks")), since="0.33.0"),
+    Architecture("Lens", "comfy.ldm.lens.model.LensTransformer2DModel",
+                 _dit(("double_block", "transformer_blocks")), since="0.33.0"),
+    Architecture("MageFlow", "comfy.ldm.mage_flow.model.MageFlowTransformer2DModel",
+                 _dit(("double_block", "transformer_blocks")), since="0.33.0"),
+    Architecture("Krea2", "comfy.ldm.krea2.model.SingleStreamDiT",
+                 (BlockGroup("block", _attribute("blocks"), _first_argument),), since="0.33.0"),
+    Architecture("ERNIE-Image", "comfy.ldm.ernie.model.ErnieImageModel",
+                 (BlockGroup("layer", _attribute("layers"), _first_argument),), since="0.33.0"),
+    Architecture("CogVideoX", "comfy.ldm.cogvideo.model.CogVideoXTransformer3DModel",
+                 (BlockGroup("block", _attribute("blocks"), _hidden_and_text),), since="0.33.0"),
     Architecture("SD1.x / SDXL UNet (transformer blocks)", "comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel",
                  (BlockGroup("transformer_block", _unet_transformer_blocks, _first_argument),)),
 )

@@ -41,10 +41,7 @@ NOT_YET = {
     "PiD": "not yet: PixelDiT's two-output blocks",
     "PixelDiTT2I": "not yet: PixelDiT's two-output blocks",
     "Ideogram4": "not yet: forward-override row needs a tiny spec",
-    "Kandinsky5": "not yet", "Kandinsky5Image": "not yet",
-    "CogVideoX_T2V": "not yet", "CogVideoX_I2V": "not yet", "CogVideoX_Inpaint": "not yet",
-    "Lens": "not yet", "MageFlow": "not yet", "JoyImage": "not yet", "Krea2": "not yet",
-    "ErnieImage": "not yet", "Boogu": "not yet",
+    "JoyImage": "not yet: needs a tiny spec", "Boogu": "not yet: two-output double blocks",
 }
 
 

@@ -47,10 +47,14 @@ ALL_ARCHS: tuple[str, ...] = (
     "sd3", "flux", "chroma", "wan21", "qwen_image", "hunyuan_video",
     "ltxv", "lumina2", "hidream", "cosmos_predict2", "sd15", "wan21_causal_ar",
     "auraflow", "hunyuan_dit", "mochi", "pixart_alpha", "pixart_sigma", "cosmos1", "omnigen2",
+    "kandinsky5", "ernie_image", "lens", "mage_flow", "krea2", "cogvideox",
 )
 UNSUPPORTED_ARCH = "stable_cascade_c"  # built like the others, but no S² block table entry exists for it
 VIDEO_ARCHS: frozenset[str] = frozenset({"wan21", "hunyuan_video", "ltxv", "cosmos_predict2", "wan21_causal_ar",
-                                         "mochi", "cosmos1"})
+                                         "mochi", "cosmos1", "kandinsky5", "cogvideox"})
+
+# Image models whose latent format (Wan21) has a frame axis: [B, 16, 1, H, W].
+FRAME_AXIS_IMAGE_ARCHS: frozenset[str] = frozenset({"qwen_image", "krea2"})
 
 NEGATIVE_SEED_OFFSET = 10_000  # build(): negative prompt = conditioning(arch, seed + this)
 CTX_TOKENS = 8                 # text tokens per prompt
@@ -205,6 +209,39 @@ SPECS: dict[str, _Spec] = {
                          num_attention_heads=2, num_kv_heads=2, num_layers=3, num_refiner_layers=2,
                          out_channels=None, patch_size=2, text_feat_dim=32, timestep_scale=1000.0),
         _IMAGE, 32, {"attention_mask": "mask"}, ("layers",)),
+    # Newer families (absent from 0.3.75: their classes are what ``requires`` names).
+    "kandinsky5": _Spec(
+        "Kandinsky5", dict(image_model="kandinsky5", in_visual_dim=16, out_visual_dim=16, in_text_dim=32,
+                           in_text_dim2=32, time_dim=32, model_dim=64, ff_dim=128, visual_embed_dim=132,
+                           patch_size=(1, 2, 2), num_text_blocks=2, num_visual_blocks=3, axes_dims=(8, 12, 12)),
+        _VIDEO, 32, _POOLED, ("visual_transformer_blocks",), requires="comfy.ldm.kandinsky5.model.Kandinsky5"),
+    "ernie_image": _Spec(
+        "ErnieImage", dict(image_model="ernie", hidden_size=64, num_attention_heads=2, num_layers=3,
+                           ffn_hidden_size=128, in_channels=128, out_channels=128, patch_size=1, text_in_dim=32,
+                           rope_axes_dim=(8, 12, 12)),
+        (128, 4, 4), 32, {}, ("layers",), requires="comfy.ldm.ernie.model.ErnieImageModel"),
+    "lens": _Spec(
+        "Lens", dict(image_model="lens", patch_size=1, in_channels=128, out_channels=128, num_layers=3,
+                     attention_head_dim=32, num_attention_heads=2, enc_hidden_dim=32, axes_dims_rope=(8, 12, 12),
+                     multi_layer_encoder_feature=False),
+        (128, 4, 4), 32, {"attention_mask": "mask"}, ("transformer_blocks",),
+        requires="comfy.ldm.lens.model.LensTransformer2DModel"),
+    "mage_flow": _Spec(
+        "MageFlow", dict(image_model="mage_flow", in_channels=128, out_channels=128, num_layers=3,
+                         attention_head_dim=32, num_attention_heads=2, joint_attention_dim=32,
+                         axes_dims_rope=(8, 12, 12)),
+        (128, 4, 4), 32, {}, ("transformer_blocks",), requires="comfy.ldm.mage_flow.model.MageFlowTransformer2DModel"),
+    # Krea2's text input is a stack of ``txtlayers`` encoder layers (2 x 32 features).
+    "krea2": _Spec(
+        "Krea2", dict(image_model="krea2", features=64, tdim=32, txtdim=32, heads=2, kvheads=2, multiplier=2,
+                      layers=3, patch=2, channels=16, txtlayers=2, txtheads=2, txtkvheads=2),
+        (16, 1, 8, 8), 64, {}, ("blocks",), requires="comfy.ldm.krea2.model.SingleStreamDiT"),
+    "cogvideox": _Spec(
+        "CogVideoX_T2V", dict(image_model="cogvideox", num_attention_heads=2, attention_head_dim=32, in_channels=16,
+                              out_channels=16, time_embed_dim=32, text_embed_dim=32, num_layers=3, sample_width=8,
+                              sample_height=8, sample_frames=5, patch_size=2, max_text_seq_length=CTX_TOKENS,
+                              use_rotary_positional_embeddings=True),
+        _VIDEO, 32, {}, ("blocks",), requires="comfy.ldm.cogvideo.model.CogVideoXTransformer3DModel"),
     # Not in ARCHS: a real ComfyUI model that S²-Guidance does not list (Stable Cascade's stage C: a
     # cascade prior with ResBlock/attention stages, no transformer block list).
     UNSUPPORTED_ARCH: _Spec(
