@@ -12,6 +12,7 @@ import pytest
 from comfy_api.latest import io
 from raag_s2_guidance.nodes import NODES
 from raag_s2_guidance.nodes.inputs import CATEGORY, NODE_PREFIX
+from raag_s2_guidance.nodes.model_patch import PATCH_CATEGORY
 
 PACK_DIR = Path(__file__).resolve().parents[1]
 
@@ -25,6 +26,9 @@ EXPECTED_IDS = {
     "DemoModelLoaderNode": "RAAGS2Guidance_DemoModelLoader",
     "DemoPromptNode": "RAAGS2Guidance_DemoPrompt",
     "DemoDecodeNode": "RAAGS2Guidance_DemoDecode",
+    "RAAGModelPatchNode": "RAAGS2Guidance_RAAGModelPatch",
+    "S2ModelPatchNode": "RAAGS2Guidance_S2ModelPatch",
+    "RAAGS2ModelPatchNode": "RAAGS2Guidance_RAAGS2ModelPatch",
 }
 
 SCHEMAS = {cls.__name__: cls.define_schema() for cls in NODES}
@@ -54,7 +58,9 @@ def test_display_name_description_and_category(name):
     assert schema.description and len(schema.description) >= 60, f"{schema.node_id}: no real description"
     in_guiders = schema.category == CATEGORY or schema.category.startswith(CATEGORY + "/")
     demo_only = schema.node_id.startswith(NODE_PREFIX + "Demo") and schema.category.endswith("/demo")
-    assert in_guiders or demo_only, f"{schema.node_id}: category {schema.category!r} is not under {CATEGORY!r}"
+    # MODEL patches sit beside core's guidance patches (CFGZeroStar's category on the running ComfyUI)
+    model_patch = schema.node_id.endswith("ModelPatch") and schema.category == PATCH_CATEGORY
+    assert in_guiders or demo_only or model_patch, f"{schema.node_id}: category {schema.category!r} is not under {CATEGORY!r}"
 
 
 @by_node
