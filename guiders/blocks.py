@@ -46,7 +46,9 @@ def _hidream_block(image_tokens, image_tokens_masks=None, text_tokens=None, *arg
 
 
 def _hidden_and_text(hidden_states, encoder_hidden_states, *args, **kwargs):
-    """Pass-through for CogVideoX blocks: called with keywords, they return (hidden_states, encoder_hidden_states)."""
+    """Pass-through for blocks that return their two streams in the order they take them: CogVideoX's
+    (called with keywords: hidden_states=, encoder_hidden_states=) and Boogu's double-stream layers
+    (positional: image, text)."""
     return hidden_states, encoder_hidden_states
 
 
@@ -145,12 +147,21 @@ TABLE: tuple[Architecture, ...] = (
                  _dit(("double_block", "transformer_blocks")), since="0.33.0"),
     Architecture("MageFlow", "comfy.ldm.mage_flow.model.MageFlowTransformer2DModel",
                  _dit(("double_block", "transformer_blocks")), since="0.33.0"),
+    Architecture("JoyImage", "comfy.ldm.joyimage.model.JoyImageTransformer3DModel",
+                 _dit(("double_block", "double_blocks")), since="0.33.0"),
     Architecture("Krea2", "comfy.ldm.krea2.model.SingleStreamDiT",
                  (BlockGroup("block", _attribute("blocks"), _first_argument),), since="0.33.0"),
     Architecture("ERNIE-Image", "comfy.ldm.ernie.model.ErnieImageModel",
                  (BlockGroup("layer", _attribute("layers"), _first_argument),), since="0.33.0"),
     Architecture("CogVideoX", "comfy.ldm.cogvideo.model.CogVideoXTransformer3DModel",
                  (BlockGroup("block", _attribute("blocks"), _hidden_and_text),), since="0.33.0"),
+    # not a Qwen-Image subclass; its single-stream loop reads ("single_block", i) and uses ["img"] of the patch
+    Architecture("Qwen-Image 2.1", "comfy.ldm.qwen_image21.model.QwenImage21Transformer2DModel",
+                 _dit(("single_block", "transformer_blocks")), since="0.38"),
+    Architecture("Boogu", "comfy.ldm.boogu.model.BooguTransformer2DModel",
+                 (BlockGroup("double_stream_layer", _attribute("double_stream_layers"), _hidden_and_text),
+                  BlockGroup("single_stream_layer", _attribute("single_stream_layers"), _first_argument)),
+                 since="0.33.0"),
     Architecture("SD1.x / SDXL UNet (transformer blocks)", "comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel",
                  (BlockGroup("transformer_block", _unet_transformer_blocks, _first_argument),)),
 )

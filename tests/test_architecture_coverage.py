@@ -41,7 +41,6 @@ NOT_YET = {
     "PiD": "not yet: PixelDiT's two-output blocks",
     "PixelDiTT2I": "not yet: PixelDiT's two-output blocks",
     "Ideogram4": "not yet: forward-override row needs a tiny spec",
-    "JoyImage": "not yet: needs a tiny spec", "Boogu": "not yet: two-output double blocks",
 }
 
 

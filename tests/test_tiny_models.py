@@ -94,6 +94,8 @@ PASSTHROUGH = {
         encoder_hidden_states, hidden_states),
     ("mage_flow", "transformer_blocks"): lambda hidden_states, encoder_hidden_states, **k: (
         encoder_hidden_states, hidden_states),
+    ("joyimage", "double_blocks"): lambda hidden_states, encoder_hidden_states, **k: (hidden_states, encoder_hidden_states),
+    ("boogu", "double_stream_layers"): lambda img, txt, *a, **k: (img, txt),
     ("cogvideox", "blocks"): lambda hidden_states, encoder_hidden_states, **k: (hidden_states, encoder_hidden_states),
 }
 

@@ -47,14 +47,14 @@ ALL_ARCHS: tuple[str, ...] = (
     "sd3", "flux", "chroma", "wan21", "qwen_image", "hunyuan_video",
     "ltxv", "lumina2", "hidream", "cosmos_predict2", "sd15", "wan21_causal_ar",
     "auraflow", "hunyuan_dit", "mochi", "pixart_alpha", "pixart_sigma", "cosmos1", "omnigen2",
-    "kandinsky5", "ernie_image", "lens", "mage_flow", "krea2", "cogvideox",
+    "kandinsky5", "ernie_image", "lens", "mage_flow", "krea2", "cogvideox", "joyimage", "boogu",
 )
 UNSUPPORTED_ARCH = "stable_cascade_c"  # built like the others, but no S² block table entry exists for it
 VIDEO_ARCHS: frozenset[str] = frozenset({"wan21", "hunyuan_video", "ltxv", "cosmos_predict2", "wan21_causal_ar",
                                          "mochi", "cosmos1", "kandinsky5", "cogvideox"})
 
 # Image models whose latent format (Wan21) has a frame axis: [B, 16, 1, H, W].
-FRAME_AXIS_IMAGE_ARCHS: frozenset[str] = frozenset({"qwen_image", "krea2"})
+FRAME_AXIS_IMAGE_ARCHS: frozenset[str] = frozenset({"qwen_image", "krea2", "joyimage"})
 
 NEGATIVE_SEED_OFFSET = 10_000  # build(): negative prompt = conditioning(arch, seed + this)
 CTX_TOKENS = 8                 # text tokens per prompt
@@ -242,6 +242,17 @@ SPECS: dict[str, _Spec] = {
                               sample_height=8, sample_frames=5, patch_size=2, max_text_seq_length=CTX_TOKENS,
                               use_rotary_positional_embeddings=True),
         _VIDEO, 32, {}, ("blocks",), requires="comfy.ldm.cogvideo.model.CogVideoXTransformer3DModel"),
+    # JoyImage: supported_models forces rope_dim_list [16, 56, 56], so heads are 128 wide (hidden 256, 2 heads).
+    "joyimage": _Spec(
+        "JoyImage", dict(image_model="joyimage", patch_size=[1, 2, 2], in_channels=16, hidden_size=256,
+                         num_attention_heads=2, text_dim=32, mlp_width_ratio=1.0, num_layers=3),
+        (16, 1, 8, 8), 32, {}, ("double_blocks",), requires="comfy.ldm.joyimage.model.JoyImageTransformer3DModel"),
+    "boogu": _Spec(
+        "Boogu", dict(image_model="boogu", patch_size=2, in_channels=16, hidden_size=64, num_layers=3,
+                      num_double_stream_layers=3, num_refiner_layers=2, num_attention_heads=2, num_kv_heads=2,
+                      multiple_of=16, axes_dim_rope=(8, 12, 12), axes_lens=(300, 64, 64), instruction_feat_dim=32),
+        _IMAGE, 32, {"attention_mask": "mask"}, ("double_stream_layers", "single_stream_layers"),
+        requires="comfy.ldm.boogu.model.BooguTransformer2DModel"),
     # Not in ARCHS: a real ComfyUI model that S²-Guidance does not list (Stable Cascade's stage C: a
     # cascade prior with ResBlock/attention stages, no transformer block list).
     UNSUPPORTED_ARCH: _Spec(
