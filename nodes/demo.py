@@ -5,18 +5,22 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from .inputs import NODE_PREFIX
+from .inputs import NODE_PREFIX, errors_named, named, with_search_aliases
 
 CATEGORY = "RAAGS2Guidance/demo"
 MAX_PROMPTS = 64
+LOADER_NAME = "Demo Model Loader (RAAG/S²)"
+PROMPT_NAME = "Demo Prompt (RAAG/S²)"
+DECODE_NAME = "Demo Decode (RAAG/S²)"
+DEMO_ALIASES = ["demo", "tiny model", "digits", "RAAG demo", "S2 demo", "cpu demo"]
 
 
 class DemoModelLoaderNode(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return with_search_aliases(io.Schema(
             node_id=NODE_PREFIX + "DemoModelLoader",
-            display_name="Demo Model Loader (RAAG/S²)",
+            display_name=LOADER_NAME,
             category=CATEGORY,
             description="Loads the pack's own tiny demo model (shipped in demo_model/, 5 MB): ComfyUI's Flux "
             "architecture with 4 double + 8 single blocks (hidden 96), trained by flow matching on 8x8 "
@@ -24,7 +28,7 @@ class DemoModelLoaderNode(io.ComfyNode):
             "is needed: decode with 'Demo Decode'. Samples on any CPU in well under a second per step.",
             inputs=[],
             outputs=[io.Model.Output(tooltip="The demo model; use it with the stock samplers and any guider.")],
-        )
+        ), DEMO_ALIASES)
 
     @classmethod
     def execute(cls) -> io.NodeOutput:
@@ -52,9 +56,9 @@ def _parse_lines(prompts: str) -> list:
 class DemoPromptNode(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return with_search_aliases(io.Schema(
             node_id=NODE_PREFIX + "DemoPrompt",
-            display_name="Demo Prompt (RAAG/S²)",
+            display_name=PROMPT_NAME,
             category=CATEGORY,
             description="Turns prompts for the demo model into CONDITIONING, from the prompt embeddings shipped "
             "beside it (no text encoder). One prompt per line, each '[colour] [digit] [on colour]' with every "
@@ -72,7 +76,7 @@ class DemoPromptNode(io.ComfyNode):
                 io.Latent.Output(display_name="empty_latent",
                                  tooltip="An empty latent with one 8x8 image per line, for the sampler."),
             ],
-        )
+        ), DEMO_ALIASES)
 
     @classmethod
     def validate_inputs(cls, prompts):
@@ -81,7 +85,7 @@ class DemoPromptNode(io.ComfyNode):
         try:
             _parse_lines(prompts)
         except ValueError as exc:
-            return str(exc)
+            return named(PROMPT_NAME, str(exc))
         return True
 
     @classmethod
@@ -89,7 +93,8 @@ class DemoPromptNode(io.ComfyNode):
         from ..demo_model import SPEC
         from ..demo_model.model import conditioning
 
-        parsed = _parse_lines(prompts)
+        with errors_named(PROMPT_NAME):
+            parsed = _parse_lines(prompts)
         size = SPEC.image_size
         latent = {"samples": torch.zeros((len(parsed), 3, size, size))}
         return io.NodeOutput(conditioning(parsed), latent)
@@ -98,9 +103,9 @@ class DemoPromptNode(io.ComfyNode):
 class DemoDecodeNode(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return with_search_aliases(io.Schema(
             node_id=NODE_PREFIX + "DemoDecode",
-            display_name="Demo Decode (RAAG/S²)",
+            display_name=DECODE_NAME,
             category=CATEGORY,
             description="Turns a demo-model latent into an IMAGE. The latent is the RGB image itself (an exact "
             "pixel map, no VAE), so this only clamps it to [0, 1] and enlarges each pixel to a square.",
@@ -111,7 +116,7 @@ class DemoDecodeNode(io.ComfyNode):
                              "neighbour). Default 8 (64x64 images); allowed 1-64."),
             ],
             outputs=[io.Image.Output(tooltip="The images, one per latent in the batch.")],
-        )
+        ), DEMO_ALIASES)
 
     @classmethod
     def execute(cls, samples, upscale) -> io.NodeOutput:

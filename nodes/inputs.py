@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+from contextlib import contextmanager
+
 from comfy_api.latest import io
 
-from ..guiders.compat import core_category
+from ..guiders.compat import core_category, schema_accepts
 from ..guiders.config import RANGES, RATIO_MODES, StepWindow
 
 # Our guiders sit beside core's: the category of core's own CFGGuider node on the running ComfyUI
@@ -68,11 +71,37 @@ def s2_inputs() -> list:
     ]
 
 
-def check_window(start_percent, end_percent) -> bool | str:
+def named(display_name: str, message: str) -> str:
+    """A validation message as the UI shows it: the node's display name, then the message (which starts
+    with the input's name, as guiders.config writes them), the name given once."""
+    prefix = f"{display_name}: "
+    return message if message.startswith(prefix) else prefix + message
+
+
+@contextmanager
+def errors_named(display_name: str):
+    """Re-raises a ValueError (a bad value that reached ``execute`` through a link) with the node's
+    display name in front, as a plain ValueError."""
+    try:
+        yield
+    except ValueError as exc:
+        raise ValueError(named(display_name, str(exc))) from None
+
+
+def check_window(start_percent, end_percent, display_name: str = "") -> bool | str:
+    """Queue-time check of a step window: True, or the message (after ``display_name``, the node's)."""
     if start_percent is None or end_percent is None:  # linked inputs: checked when the node runs
         return True
     try:
         StepWindow(start_percent, end_percent)
     except ValueError as exc:
-        return str(exc)
+        return named(display_name, str(exc)) if display_name else str(exc)
     return True
+
+
+def with_search_aliases(schema: io.Schema, aliases: list[str]) -> io.Schema:
+    """``schema`` with the node-search aliases where the running ComfyUI's schema has that field
+    (newer releases); unchanged where it does not (the search then matches the display name only)."""
+    if not schema_accepts("search_aliases"):
+        return schema
+    return dataclasses.replace(schema, search_aliases=list(aliases))

@@ -5,15 +5,29 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..guiders import RAAGConfig, RAAGGuider, StepWindow
-from .inputs import CATEGORY, NODE_PREFIX, check_window, model_and_conds, number, raag_inputs, window
+from .inputs import (
+    CATEGORY,
+    NODE_PREFIX,
+    check_window,
+    errors_named,
+    model_and_conds,
+    number,
+    raag_inputs,
+    window,
+    with_search_aliases,
+)
+
+DISPLAY_NAME = "RAAG Guider"
+SEARCH_ALIASES = ["ratio aware adaptive guidance", "adaptive cfg", "adaptive guidance scale", "ratio",
+                  "RAAG", "few step guidance", "dynamic cfg"]
 
 
 class RAAGGuiderNode(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return with_search_aliases(io.Schema(
             node_id=NODE_PREFIX + "RAAGGuider",
-            display_name="RAAG Guider",
+            display_name=DISPLAY_NAME,
             category=CATEGORY,
             description="Ratio-aware adaptive guidance (RAAG, arXiv 2508.03442): each step the guidance scale "
             "follows the ratio rho = ||v_c - v_u|| / ||v_u||, w = 1 + (w_max - 1) exp(-alpha rho): strong "
@@ -29,16 +43,17 @@ class RAAGGuiderNode(io.ComfyNode):
                        "Chroma 3.5-4, Qwen-Image 2.5-4, Wan 5-6)."),
             ],
             outputs=[io.Guider.Output(tooltip="Connect to SamplerCustomAdvanced's guider input.")],
-        )
+        ), SEARCH_ALIASES)
 
     @classmethod
     def validate_inputs(cls, start_percent, end_percent):
-        return check_window(start_percent, end_percent)
+        return check_window(start_percent, end_percent, DISPLAY_NAME)
 
     @classmethod
     def execute(cls, model, positive, negative, w_max, alpha, ratio_mode, start_percent, end_percent,
                 cfg) -> io.NodeOutput:
-        config = RAAGConfig(w_max, alpha, ratio_mode, StepWindow(start_percent, end_percent))
-        guider = RAAGGuider(model, config, cfg=cfg)
+        with errors_named(DISPLAY_NAME):
+            config = RAAGConfig(w_max, alpha, ratio_mode, StepWindow(start_percent, end_percent))
+            guider = RAAGGuider(model, config, cfg=cfg)
         guider.set_conds(positive, negative)
         return io.NodeOutput(guider)

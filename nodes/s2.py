@@ -9,12 +9,21 @@ from .inputs import (
     CATEGORY,
     NODE_PREFIX,
     check_window,
+    errors_named,
     model_and_conds,
     number,
     raag_inputs,
     s2_inputs,
     window,
+    with_search_aliases,
 )
+
+S2_DISPLAY_NAME = "S² Guider"
+S2_SEARCH_ALIASES = ["S2", "S2 guidance", "S2-Guidance", "stochastic self guidance", "self guidance",
+                     "stochastic", "block dropping", "sub-network guidance"]
+RAAG_S2_DISPLAY_NAME = "RAAG + S² Guider"
+RAAG_S2_SEARCH_ALIASES = ["RAAG S2", "S2", "S2 guidance", "stochastic self guidance", "self guidance",
+                          "stochastic", "adaptive cfg", "ratio", "ratio aware adaptive guidance"]
 
 S2_OUTSIDE = "no sub-network pass (plain guidance, CFGGuider's cost)"
 
@@ -22,9 +31,9 @@ S2_OUTSIDE = "no sub-network pass (plain guidance, CFGGuider's cost)"
 class S2GuiderNode(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return with_search_aliases(io.Schema(
             node_id=NODE_PREFIX + "S2Guider",
-            display_name="S² Guider",
+            display_name=S2_DISPLAY_NAME,
             category=CATEGORY,
             description="S²-Guidance (stochastic self-guidance, arXiv 2508.12880): CFG plus one extra "
             "conditional pass per step through a sub-network with ~10% of the transformer blocks dropped at "
@@ -39,17 +48,18 @@ class S2GuiderNode(io.ComfyNode):
                 *window("S²", S2_OUTSIDE),
             ],
             outputs=[io.Guider.Output(tooltip="Connect to SamplerCustomAdvanced's guider input.")],
-        )
+        ), S2_SEARCH_ALIASES)
 
     @classmethod
     def validate_inputs(cls, start_percent, end_percent):
-        return check_window(start_percent, end_percent)
+        return check_window(start_percent, end_percent, S2_DISPLAY_NAME)
 
     @classmethod
     def execute(cls, model, positive, negative, cfg, omega, drop_ratio, start_percent,
                 end_percent) -> io.NodeOutput:
-        config = S2Config(omega, drop_ratio, StepWindow(start_percent, end_percent))
-        guider = S2Guider(model, config, cfg=cfg)
+        with errors_named(S2_DISPLAY_NAME):
+            config = S2Config(omega, drop_ratio, StepWindow(start_percent, end_percent))
+            guider = S2Guider(model, config, cfg=cfg)
         guider.set_conds(positive, negative)
         return io.NodeOutput(guider)
 
@@ -57,9 +67,9 @@ class S2GuiderNode(io.ComfyNode):
 class RAAGS2GuiderNode(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return with_search_aliases(io.Schema(
             node_id=NODE_PREFIX + "RAAGS2Guider",
-            display_name="RAAG + S² Guider",
+            display_name=RAAG_S2_DISPLAY_NAME,
             category=CATEGORY,
             description="RAAG and S²-Guidance together: the CFG scale lambda of every step comes from RAAG's "
             "ratio schedule (w = 1 + (w_max - 1) exp(-alpha rho)), plus S²'s sub-network term "
@@ -71,17 +81,18 @@ class RAAGS2GuiderNode(io.ComfyNode):
                 *window("S²", S2_OUTSIDE),
             ],
             outputs=[io.Guider.Output(tooltip="Connect to SamplerCustomAdvanced's guider input.")],
-        )
+        ), RAAG_S2_SEARCH_ALIASES)
 
     @classmethod
     def validate_inputs(cls, start_percent, end_percent):
-        return check_window(start_percent, end_percent)
+        return check_window(start_percent, end_percent, RAAG_S2_DISPLAY_NAME)
 
     @classmethod
     def execute(cls, model, positive, negative, w_max, alpha, ratio_mode, omega, drop_ratio, start_percent,
                 end_percent) -> io.NodeOutput:
-        raag = RAAGConfig(w_max, alpha, ratio_mode)
-        s2 = S2Config(omega, drop_ratio, StepWindow(start_percent, end_percent))
-        guider = RAAGS2Guider(model, raag, s2)
+        with errors_named(RAAG_S2_DISPLAY_NAME):
+            raag = RAAGConfig(w_max, alpha, ratio_mode)
+            s2 = S2Config(omega, drop_ratio, StepWindow(start_percent, end_percent))
+            guider = RAAGS2Guider(model, raag, s2)
         guider.set_conds(positive, negative)
         return io.NodeOutput(guider)

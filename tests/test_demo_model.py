@@ -63,7 +63,9 @@ def test_prompt_parsing():
 def test_prompt_node_validation_names_the_input_and_line():
     assert DemoPromptNode.validate_inputs("red 7 on blue\n3") is True
     message = DemoPromptNode.validate_inputs("red 7 on blue\npink 3")
-    assert message.startswith("prompts, line 2:") and "colours:" in message
+    assert message.startswith("Demo Prompt (RAAG/S²): prompts, line 2:") and "colours:" in message
+    with pytest.raises(ValueError, match=r"^Demo Prompt \(RAAG/S²\): prompts, line 2:"):
+        DemoPromptNode.execute("red 7 on blue\npink 3")
     out = DemoPromptNode.execute("red 7 on blue\n\n3 on white")
     (cond,), latent = out.result
     assert cond[0].shape == (2, 3, SPEC.embedding_dim) and cond[1]["pooled_output"].shape == (2, 3 * SPEC.embedding_dim)

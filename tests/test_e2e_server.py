@@ -74,7 +74,9 @@ def _limits(info: dict, node_id: str) -> list[tuple[str, float, float]]:
 
 @pytest.mark.parametrize("node_id", list(OUR_GUIDERS))
 def test_every_number_out_of_range_is_rejected_naming_the_input(comfy_server, node_id):
-    limits = _limits(comfy_server.object_info(node_id), node_id)
+    info = comfy_server.object_info(node_id)
+    display = info[node_id]["display_name"]
+    limits = _limits(info, node_id)
     assert len(limits) >= 4
     for name, low, high in limits:
         for bad in (low - 0.5, high + 0.5):
@@ -86,6 +88,11 @@ def test_every_number_out_of_range_is_rejected_naming_the_input(comfy_server, no
             assert named, f"{name}={bad}: {errors}"
             text = " ".join(f"{e['message']} {e['details']}" for e in named)
             assert f"{bad:g}" in text or str(bad) in text, text
+            for e in named:  # the inputs our validate_inputs checks: display name first, input once
+                if e["type"] == "custom_validation_failed":
+                    ours = e["details"].split(" - ", 1)[1]
+                    assert ours.startswith(f"{display}: {name} "), ours
+                    assert ours.count(display) == 1 and ours.count(name) == 1, ours
 
 
 def test_window_with_start_after_end_is_rejected(comfy_server):
@@ -93,8 +100,14 @@ def test_window_with_start_after_end_is_rejected(comfy_server):
                                                            "start_percent": 0.7, "end_percent": 0.2}))
     with pytest.raises(PromptRejected) as err:
         comfy_server.post_prompt(graph)
-    details = " ".join(e["details"] for e in err.value.node_errors["guider"]["errors"])
-    assert "start_percent (0.7) must be below end_percent (0.2)" in details
+    errors = err.value.node_errors["guider"]["errors"]
+    assert errors
+    for e in errors:  # core reports a validate_inputs message once per input it reads: "<input> - <ours>"
+        assert e["type"] == "custom_validation_failed"
+        ours = e["details"].split(" - ", 1)[1]
+        # our text: the node's display name, then the input, each once
+        assert ours == "S² Guider: start_percent (0.7) must be below end_percent (0.2): the step window "\
+            "would be empty", ours
 
 
 def test_missing_negative_is_rejected_naming_the_input(comfy_server):
