@@ -1,0 +1,107 @@
+"""The Guidance Trace Plot against real sampling: its model-pass count equals what a counted run made
+(an APPLY_MODEL wrapper on the real model), its title is the guider node's display name, its legend
+and S² shading are drawn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tiny_models as tm
+import torch
+from raag_s2_guidance.guiders.plot import (
+    COLOURS,
+    HEIGHT,
+    S2_SHADE,
+    WIDTH,
+    call_counts,
+    calls_label,
+    draw_trace,
+)
+from raag_s2_guidance.nodes.raag import RAAGGuiderNode
+from raag_s2_guidance.nodes.s2 import RAAGS2GuiderNode, S2GuiderNode
+from raag_s2_guidance.nodes.trace_plot import GuidanceTracePlotNode, guider_title
+from support import ModelCalls
+
+COND = 0  # comfy.samplers.COND: the marker of a conditional chunk in transformer_options["cond_or_uncond"]
+
+NODE_SETTINGS = {
+    RAAGGuiderNode: {"w_max": 6.0, "alpha": 2.0, "ratio_mode": "per_sample", "start_percent": 0.0,
+                     "end_percent": 1.0, "cfg": 5.0},
+    S2GuiderNode: {"cfg": 5.0, "omega": 0.25, "drop_ratio": 0.2, "start_percent": 0.1, "end_percent": 0.9},
+    RAAGS2GuiderNode: {"w_max": 6.0, "alpha": 2.0, "ratio_mode": "per_sample", "omega": 0.25,
+                       "drop_ratio": 0.2, "start_percent": 0.0, "end_percent": 1.0},
+}
+
+
+def node_guider(node, case, patcher, batch):
+    positive, negative = tm.conditioning(case.arch, 3, batch), tm.conditioning(case.arch, 4, batch)
+    return node.execute(model=patcher, positive=positive, negative=negative, **NODE_SETTINGS[node]).result[0]
+
+
+def counted_passes(calls: list[dict], batch: int) -> dict[str, int]:
+    """Per image, from the model calls that really ran: conditional evaluations of full passes (each
+    with its unconditional one), and sub-network passes."""
+    for c in calls:  # every chunk of every call holds all the images of the batch
+        assert c["rows"] == batch * len(c["cond_or_uncond"]), c
+    full = sum(c["cond_or_uncond"].count(COND) for c in calls if c["dropped"] is None)
+    uncond = sum(len(c["cond_or_uncond"]) - c["cond_or_uncond"].count(COND) for c in calls if c["dropped"] is None)
+    assert uncond == full  # each full pass has both halves
+    sub = sum(c["cond_or_uncond"].count(COND) for c in calls if c["dropped"] is not None)
+    return {"full": full, "subnetwork": sub}
+
+
+@pytest.mark.parametrize("node", list(NODE_SETTINGS), ids=lambda n: n.__name__)
+@pytest.mark.parametrize("sampler,batch", [("euler", 2), ("heun", 1)])
+def test_model_pass_count_equals_a_counted_run(node, sampler, batch):
+    case = tm.build("sd3")
+    with ModelCalls(case.patcher, watch_blocks=False) as probe:
+        guider = node_guider(node, case, probe.patcher, batch)
+        tm.sample(case, guider, sampler_name=sampler, steps=10, latent=tm.empty_latent("sd3", batch=batch))
+        calls = list(probe.calls)
+    rows = guider.trace.rows()
+    counts = call_counts(rows)
+    real = counted_passes(calls, batch)
+    assert (counts["full"], counts["subnetwork"]) == (real["full"], real["subnetwork"]), (counts, real)
+    # on these models core batches cond + uncond into one call: the passes are the model calls
+    assert counts["total"] == len(calls)
+    assert counts["steps"] == 10 and counts["full"] == (19 if sampler == "heun" else 10)
+    has_s2 = node is not RAAGGuiderNode
+    assert (counts["subnetwork"] > 0) == has_s2
+    if node is S2GuiderNode:
+        assert counts["subnetwork"] < counts["full"]  # the 0.1-0.9 window leaves steps without one
+    label = calls_label(rows)
+    assert f"{len(calls)} model passes" in label and f"{real['full']} full" in label
+    assert (f"{real['subnetwork']} S² sub-network" in label) == has_s2
+
+
+def colour_pixels(image: torch.Tensor, colour) -> int:
+    pixels = (image[0].numpy() * 255).round().astype(np.uint8)
+    return int((pixels == np.array(colour, dtype=np.uint8)).all(axis=-1).sum())
+
+
+@pytest.mark.parametrize("node", list(NODE_SETTINGS), ids=lambda n: n.__name__)
+def test_plot_is_titled_with_the_node_and_draws_legend_and_shading(node):
+    case = tm.build("sd3")
+    guider = node_guider(node, case, case.patcher, 2)
+    latent = tm.sample(case, guider, steps=8, latent=tm.empty_latent("sd3", batch=2))
+    assert guider_title(guider) == node.define_schema().display_name
+    image = GuidanceTracePlotNode.execute(guider=guider, latent={"samples": latent}).result[0]
+    assert tuple(image.shape) == (1, HEIGHT, WIDTH, 3)
+    assert colour_pixels(image, COLOURS[0]) > 50 and colour_pixels(image, COLOURS[1]) > 50  # two images
+    shaded = colour_pixels(image, S2_SHADE)
+    if node is RAAGGuiderNode:
+        assert shaded == 0
+    else:  # S² bands behind both panels, not a hairline
+        assert shaded > 0.1 * WIDTH * HEIGHT
+
+
+def test_title_and_legend_change_the_image():
+    case = tm.build("sd3")
+    guider = node_guider(S2GuiderNode, case, case.patcher, 1)
+    tm.sample(case, guider, steps=6)
+    rows = guider.trace.rows()
+    untitled, titled = draw_trace(rows), draw_trace(rows, title="S² Guider")
+    assert not np.array_equal(untitled, titled)
+    assert (untitled[38:58] != 255).any()  # the legend sits above the panels even without a title
+    no_s2 = [{**r, "dropped": []} for r in rows]
+    assert (draw_trace(no_s2) == np.array(S2_SHADE, dtype=np.uint8)).all(axis=-1).sum() == 0
