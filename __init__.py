@@ -6,6 +6,11 @@ Importing the pack does nothing else: the node modules are imported when ComfyUI
 
 from comfy_api.latest import ComfyExtension, io
 
+# Served by ComfyUI at /extensions/<this folder's name>/: the node help pages the frontend's node library
+# shows (web/docs/<node id>.md). No JavaScript in it. The repository's own docs/ (benchmark reports)
+# stays out of it.
+WEB_DIRECTORY = "./web"
+
 
 class RAAGS2GuidanceExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
