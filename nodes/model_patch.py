@@ -26,7 +26,7 @@ def _model_input() -> io.Model.Input:
 
 
 def _seed_input() -> io.Int.Input:
-    return io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=False,
+    return io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                         tooltip="Seed of S²'s random block masks. The sampler's seed is not visible to a model "
                         "patch, so S² uses this one: set it to the KSampler seed to get the S² Guider's masks. "
                         "Same seed, same masks (each step's mask is keyed by its sigma, so a split schedule "

@@ -29,6 +29,10 @@ EXPECTED_MODELS = {
                              "vae/qwen_image_vae.safetensors"},
     "s2_wan21_t2v.json": {"diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors",
                           "text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors", "vae/wan_2.1_vae.safetensors"},
+    "raag_ksampler_sd35.json": {"checkpoints/sd3.5_large_fp8_scaled.safetensors"},
+    "s2_ksampler_wan21_t2v.json": {"diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors",
+                                   "text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                                   "vae/wan_2.1_vae.safetensors"},
 }
 
 

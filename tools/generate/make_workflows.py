@@ -700,7 +700,134 @@ The pack's nodes: {GUIDERS_MENU}.
     return wf
 
 
-BUILDERS = [raag_sd35, s2_sd35, raag_s2_flux, raag_qwen_image, s2_wan21_t2v, ab_compare_sd35]
+# -- KSampler graphs: the pack's MODEL patches -----------------------------------------------------------
+PATCH_MENU = "Add Node → advanced → guidance (beside CFGZeroStar)"
+
+
+def ksampler_prompts(wf: Workflow, clip: tuple[Node, int], x: float, prompt: str, latent_type: str,
+                     **latent: Any) -> tuple[Node, Node, Node]:
+    """Prompts and latent of a KSampler graph (KSampler holds the seed and the sampler itself)."""
+    positive = wf.add("CLIPTextEncode", x, 0, box_w=420, box_h=220, title="Positive prompt", colour=GREEN,
+                      text=prompt)
+    negative = wf.below(positive, "CLIPTextEncode", box_h=120, title="Negative prompt (empty, as in the papers)",
+                        colour=RED, text=NEGATIVE)
+    for node in (positive, negative):
+        wf.connect(clip[0], clip[1], node, "clip")
+    empty = wf.below(negative, latent_type, **latent)
+    wf.group("Prompt and size", [positive, negative, empty])
+    return positive, negative, empty
+
+
+def ksampler_branch(wf: Workflow, model: tuple[Node, int], vae: tuple[Node, int], prompts: tuple[Node, Node, Node],
+                    patch_type: str, x: float, *, title: str, prefix: str, group: str, patch: dict[str, Any],
+                    sampler: dict[str, Any], video_fps: float | None = None) -> dict[str, Node]:
+    """MODEL patch → KSampler → VAEDecode → SaveImage / SaveWEBM."""
+    positive, negative, latent = prompts
+    patched = wf.add(patch_type, x, 0, title=title, colour=BLUE, **patch)
+    wf.connect(model[0], model[1], patched, "model")
+    sample = wf.add("KSampler", x + WIDTH + 60, 0, box_w=300, seed=SEED, **sampler)
+    wf.connect(patched, 0, sample, "model")
+    wf.connect(positive, 0, sample, "positive")
+    wf.connect(negative, 0, sample, "negative")
+    wf.connect(latent, 0, sample, "latent_image")
+    decode = wf.below(sample, "VAEDecode")
+    wf.connect(sample, 0, decode, "samples")
+    wf.connect(vae[0], vae[1], decode, "vae")
+    if video_fps is None:
+        save = wf.add("SaveImage", sample.right + 60, 0, box_w=420, box_h=460, filename_prefix=prefix)
+    else:
+        save = wf.add("SaveWEBM", sample.right + 60, 0, box_w=420, box_h=460, filename_prefix=prefix, codec="vp9",
+                      fps=video_fps, crf=32.0)
+    wf.connect(decode, 0, save, "images")
+    nodes = {"patch": patched, "sample": sample, "decode": decode, "save": save}
+    wf.group(group, list(nodes.values()))
+    return nodes
+
+
+def raag_ksampler_sd35(infos) -> Workflow:
+    wf = Workflow("raag_ksampler_sd35", infos)
+    ckpt = wf.add("CheckpointLoaderSimple", 0, 0, box_w=LOADER_WIDTH, ckpt_name=SD35_CKPT)
+    wf.group("Model", [ckpt])
+    x = LOADER_WIDTH + 80
+    prompts = ksampler_prompts(wf, (ckpt, "CLIP"), x, "a photo of an astronaut on a moon", "EmptySD3LatentImage",
+                               width=1024, height=1024, batch_size=1)
+    ksampler_branch(wf, (ckpt, "MODEL"), (ckpt, "VAE"), prompts, PACK_PREFIX + "RAAGModelPatch", x + 520,
+                    title="RAAG (model patch)", prefix="raag_ksampler_sd35/raag_10_steps",
+                    group="RAAG through KSampler: 10 steps",
+                    patch={"w_max": 18.0, "alpha": 12.0, "ratio_mode": "per_sample", "start_percent": 0.0,
+                           "end_percent": 1.0},
+                    sampler={"steps": 10, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal",
+                             "denoise": 1.0})
+    wf.note(f"""
+# RAAG on SD3.5 Large with the stock KSampler
+
+The same guidance as the *RAAG Guider* workflow (raag_sd35.json), for graphs built around **KSampler**:
+the *RAAG (model patch)* node patches the MODEL, any sampler node that takes a MODEL then samples with
+RAAG. **w = 1 + (w_max − 1) · exp(−alpha · rho)** at every step, rho = ‖v_c − v_u‖ / ‖v_u‖; w_max 18 and
+alpha 12 (the official SD3.5-Large setting), **10 steps**.
+
+**The KSampler's cfg** is the plain CFG scale outside RAAG's step window: with the default window (the
+whole schedule) it has no effect. The unconditional pass runs every step, also at cfg 1.
+
+## Model (one file: it holds the three text encoders and the VAE)
+{model_links(SD35_CKPT)}
+
+## Tips
+- Over-saturated or burnt? Lower **w_max** (8-12). Weak prompt adherence? Raise it or lower **alpha**.
+- Do not also feed the patched MODEL to the pack's guider nodes (that stops with an error).
+- The patch nodes: {PATCH_MENU}.
+""", -500, 0, box_h=620)
+    return wf
+
+
+def s2_ksampler_wan21_t2v(infos) -> Workflow:
+    wf = Workflow("s2_ksampler_wan21_t2v", infos)
+    unet = wf.add("UNETLoader", 0, 0, box_w=LOADER_WIDTH, unet_name="wan2.1_t2v_1.3B_fp16.safetensors",
+                  weight_dtype="default")
+    shift = wf.below(unet, "ModelSamplingSD3", title="ModelSamplingSD3 (Wan: shift 8)", shift=8.0)
+    wf.connect(unet, 0, shift, "model")
+    clip = wf.below(shift, "CLIPLoader", clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan",
+                    device="default")
+    vae = wf.below(clip, "VAELoader", vae_name="wan_2.1_vae.safetensors")
+    wf.group("Models (Wan 2.1 T2V 1.3B)", [unet, shift, clip, vae])
+    x = LOADER_WIDTH + 80
+    prompts = ksampler_prompts(
+        wf, (clip, 0), x,
+        "a fox moving quickly in a beautiful winter scenery nature trees mountains daytime tracking camera",
+        "EmptyHunyuanLatentVideo", width=832, height=480, length=33, batch_size=1)
+    ksampler_branch(wf, (shift, 0), (vae, 0), prompts, PACK_PREFIX + "S2ModelPatch", x + 520,
+                    title="S² (model patch)", prefix="s2_ksampler_wan21/s2", group="S² through KSampler: 30 steps",
+                    patch={"omega": 0.25, "drop_ratio": 0.1, "start_percent": 0.0, "end_percent": 1.0,
+                           "seed": SEED},
+                    sampler={"steps": 30, "cfg": 5.0, "sampler_name": "uni_pc", "scheduler": "simple",
+                             "denoise": 1.0},
+                    video_fps=16.0)
+    wf.note(f"""
+# S²-Guidance on Wan 2.1 text-to-video with the stock KSampler
+
+The same guidance as the *S² Guider* workflow (s2_wan21_t2v.json), for graphs built around **KSampler**:
+after the KSampler's CFG, one extra conditional pass per step through a sub-network with ~10% of Wan's
+DiT blocks skipped at random, D = CFG − omega (D_sub − D_c).
+
+- **The KSampler's cfg** is S²'s lambda (paper: 5 for Wan), omega 0.25.
+- **Seed**: a model patch cannot see the KSampler's seed, so the S² node has its own seed for the block
+  masks (here {SEED}, the KSampler's): the same seed gives the same masks.
+
+Cost: 3 model passes per step instead of 2.
+
+## Models
+{model_links("wan2.1_t2v_1.3B_fp16.safetensors", "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+             "wan_2.1_vae.safetensors")}
+
+## Tips
+- Save time with the window start_percent 0.1, end_percent 0.9: about a fifth fewer sub-network passes.
+- The patch nodes: {PATCH_MENU}.
+""", -500, 0, box_h=620)
+    return wf
+
+
+BUILDERS = [raag_sd35, s2_sd35, raag_s2_flux, raag_qwen_image, s2_wan21_t2v, ab_compare_sd35, raag_ksampler_sd35,
+            s2_ksampler_wan21_t2v]
 
 
 def render(wf: Workflow) -> str:
