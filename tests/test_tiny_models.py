@@ -82,6 +82,7 @@ PASSTHROUGH = {
     ("sd3", "joint_blocks"): lambda context, x, *a, **k: (context, x),
     ("flux", "double_blocks"): lambda img, txt, **k: (img, txt),
     ("chroma", "double_blocks"): lambda img, txt, **k: (img, txt),
+    ("flux2", "double_blocks"): lambda img, txt, **k: (img, txt),
     ("hunyuan_video", "double_blocks"): lambda img, txt, **k: (img, txt),
     ("qwen_image", "transformer_blocks"): lambda hidden_states, encoder_hidden_states, **k: (
         encoder_hidden_states, hidden_states),

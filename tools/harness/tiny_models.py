@@ -48,6 +48,7 @@ ALL_ARCHS: tuple[str, ...] = (
     "ltxv", "lumina2", "hidream", "cosmos_predict2", "sd15", "wan21_causal_ar",
     "auraflow", "hunyuan_dit", "mochi", "pixart_alpha", "pixart_sigma", "cosmos1", "omnigen2",
     "kandinsky5", "ernie_image", "lens", "mage_flow", "krea2", "cogvideox", "joyimage", "boogu",
+    "z_image", "flux2",
 )
 UNSUPPORTED_ARCH = "stable_cascade_c"  # built like the others, but no S² block table entry exists for it
 VIDEO_ARCHS: frozenset[str] = frozenset({"wan21", "hunyuan_video", "ltxv", "cosmos_predict2", "wan21_causal_ar",
@@ -209,6 +210,20 @@ SPECS: dict[str, _Spec] = {
                          num_attention_heads=2, num_kv_heads=2, num_layers=3, num_refiner_layers=2,
                          out_channels=None, patch_size=2, text_feat_dim=32, timestep_scale=1000.0),
         _IMAGE, 32, {"attention_mask": "mask"}, ("layers",)),
+    # Families S² matches by subclass / shared class, tested by name: Z-Image (NextDiT with Z-Image's
+    # modulation and time scale; its adaLN input is 256 wide, so dim 256) and Flux 2 (Flux with global
+    # modulation, 128-channel latent, patch 1; its pooled_output is unused, older model_base.Flux reads it).
+    "z_image": _Spec(
+        "ZImage", dict(image_model="lumina2", patch_size=2, in_channels=16, dim=256, cap_feat_dim=32,
+                       n_layers=3, n_refiner_layers=3, n_heads=2, n_kv_heads=2, multiple_of=16,
+                       ffn_dim_multiplier=1.0, qk_norm=True, axes_dims=[32, 48, 48], axes_lens=[300, 64, 64],
+                       rope_theta=256.0, z_image_modulation=True, time_scale=1000.0),
+        _IMAGE, 32, {}, ("layers", "noise_refiner", "context_refiner"), "comfy.ldm.lumina.model.NextDiT"),
+    "flux2": _Spec(
+        "Flux2", dict(_FLUX_COMMON, image_model="flux2", in_channels=128, out_channels=128, patch_size=1,
+                      axes_dim=[8, 8, 8, 8], mlp_ratio=3.0, theta=2000, global_modulation=True, vec_in_dim=None,
+                      mlp_silu_act=True, qkv_bias=False, ops_bias=False, guidance_embed=False),
+        (128, 4, 4), 32, _POOLED, ("double_blocks", "single_blocks"), "comfy.ldm.flux.model.FluxParams"),
     # Newer families (absent from 0.3.75: their classes are what ``requires`` names).
     "kandinsky5": _Spec(
         "Kandinsky5", dict(image_model="kandinsky5", in_visual_dim=16, out_visual_dim=16, in_text_dim=32,
