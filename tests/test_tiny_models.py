@@ -83,6 +83,7 @@ PASSTHROUGH = {
     ("flux", "double_blocks"): lambda img, txt, **k: (img, txt),
     ("chroma", "double_blocks"): lambda img, txt, **k: (img, txt),
     ("flux2", "double_blocks"): lambda img, txt, **k: (img, txt),
+    ("longcat_image", "double_blocks"): lambda img, txt, **k: (img, txt),
     ("hunyuan_video", "double_blocks"): lambda img, txt, **k: (img, txt),
     ("qwen_image", "transformer_blocks"): lambda hidden_states, encoder_hidden_states, **k: (
         encoder_hidden_states, hidden_states),

@@ -48,7 +48,7 @@ ALL_ARCHS: tuple[str, ...] = (
     "ltxv", "lumina2", "hidream", "cosmos_predict2", "sd15", "wan21_causal_ar",
     "auraflow", "hunyuan_dit", "mochi", "pixart_alpha", "pixart_sigma", "cosmos1", "omnigen2",
     "kandinsky5", "ernie_image", "lens", "mage_flow", "krea2", "cogvideox", "joyimage", "boogu",
-    "z_image", "flux2",
+    "z_image", "flux2", "longcat_image",
 )
 UNSUPPORTED_ARCH = "stable_cascade_c"  # built like the others, but no S² block table entry exists for it
 VIDEO_ARCHS: frozenset[str] = frozenset({"wan21", "hunyuan_video", "ltxv", "cosmos_predict2", "wan21_causal_ar",
@@ -224,6 +224,11 @@ SPECS: dict[str, _Spec] = {
                       axes_dim=[8, 8, 8, 8], mlp_ratio=3.0, theta=2000, global_modulation=True, vec_in_dim=None,
                       mlp_silu_act=True, qkv_bias=False, ops_bias=False, guidance_embed=False),
         (128, 4, 4), 32, _POOLED, ("double_blocks", "single_blocks"), "comfy.ldm.flux.model.FluxParams"),
+    # LongCat-Image (0.33.0): a Flux without guidance or vector input, text ids on two rope axes.
+    "longcat_image": _Spec(
+        "LongCatImage", dict(_FLUX_COMMON, image_model="flux", guidance_embed=False, vec_in_dim=None,
+                             txt_ids_dims=[1, 2]),
+        _IMAGE, 32, {}, ("double_blocks", "single_blocks"), "comfy.ldm.flux.model.FluxParams"),
     # Newer families (absent from 0.3.75: their classes are what ``requires`` names).
     "kandinsky5": _Spec(
         "Kandinsky5", dict(image_model="kandinsky5", in_visual_dim=16, out_visual_dim=16, in_text_dim=32,
