@@ -585,8 +585,8 @@ The *Guidance Trace Plot* shows rho and the resulting w per step: check where w 
     return wf
 
 
-def s2_wan21_t2v(infos) -> Workflow:
-    wf = Workflow("s2_wan21_t2v", infos)
+def wan21_models(wf: Workflow) -> tuple[Node, Node, Node]:
+    """The Wan 2.1 T2V 1.3B loaders (model with shift 8, text encoder, VAE) in their group."""
     unet = wf.add("UNETLoader", 0, 0, box_w=LOADER_WIDTH, unet_name="wan2.1_t2v_1.3B_fp16.safetensors",
                   weight_dtype="default")
     shift = wf.below(unet, "ModelSamplingSD3", title="ModelSamplingSD3 (Wan: shift 8)", shift=8.0)
@@ -595,6 +595,12 @@ def s2_wan21_t2v(infos) -> Workflow:
                     device="default")
     vae = wf.below(clip, "VAELoader", vae_name="wan_2.1_vae.safetensors")
     wf.group("Models (Wan 2.1 T2V 1.3B)", [unet, shift, clip, vae])
+    return shift, clip, vae
+
+
+def s2_wan21_t2v(infos) -> Workflow:
+    wf = Workflow("s2_wan21_t2v", infos)
+    shift, clip, vae = wan21_models(wf)
     x = LOADER_WIDTH + 80
     positive, negative, empty, noise, pick = prompts_seed_sampler(
         wf, (clip, 0), x,
@@ -782,14 +788,7 @@ whole schedule) it has no effect. The unconditional pass runs every step, also a
 
 def s2_ksampler_wan21_t2v(infos) -> Workflow:
     wf = Workflow("s2_ksampler_wan21_t2v", infos)
-    unet = wf.add("UNETLoader", 0, 0, box_w=LOADER_WIDTH, unet_name="wan2.1_t2v_1.3B_fp16.safetensors",
-                  weight_dtype="default")
-    shift = wf.below(unet, "ModelSamplingSD3", title="ModelSamplingSD3 (Wan: shift 8)", shift=8.0)
-    wf.connect(unet, 0, shift, "model")
-    clip = wf.below(shift, "CLIPLoader", clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan",
-                    device="default")
-    vae = wf.below(clip, "VAELoader", vae_name="wan_2.1_vae.safetensors")
-    wf.group("Models (Wan 2.1 T2V 1.3B)", [unet, shift, clip, vae])
+    shift, clip, vae = wan21_models(wf)
     x = LOADER_WIDTH + 80
     prompts = ksampler_prompts(
         wf, (clip, 0), x,
