@@ -19,6 +19,7 @@ P = make_workflows.PACK_PREFIX
 
 # The model files each generated workflow expects (names as in ComfyUI's own templates).
 EXPECTED_MODELS = {
+    "demo_ksampler.json": set(),  # the embedded demo model: nothing to download
     "raag_sd35.json": {"checkpoints/sd3.5_large_fp8_scaled.safetensors"},
     "s2_sd35.json": {"checkpoints/sd3.5_large_fp8_scaled.safetensors"},
     "ab_compare_sd35.json": {"checkpoints/sd3.5_large_fp8_scaled.safetensors"},
@@ -210,3 +211,10 @@ def test_sd35_workflows_use_the_papers_scheduler(name):
     """The official runs used diffusers' FlowMatchEulerDiscreteScheduler at shift 3: ComfyUI's "normal"."""
     schedulers = [widgets(n)["scheduler"] for n in of_type(load(name), "BasicScheduler")]
     assert schedulers and set(schedulers) == {"normal"}
+
+
+def test_demo_ksampler_has_each_patch_before_a_stock_ksampler():
+    wf = load("demo_ksampler.json")
+    samplers = of_type(wf, "KSampler")
+    patches = {upstream(wf, k, "model")["type"] for k in samplers}
+    assert patches == {P + "RAAGModelPatch", P + "S2ModelPatch", P + "RAAGS2ModelPatch"}

@@ -201,7 +201,7 @@ def build_case(spec: ModelSpec, device, dtype, seed: int):
     import tiny_models
     import torch
 
-    config = getattr(comfy.supported_models, spec.config)(dict(spec.unet_config))
+    config = getattr(comfy.supported_models, spec.config)(tiny_models.fit_config(spec.arch, dict(spec.unet_config)))
     config.set_inference_dtype(dtype, None)
     model = config.get_model({}, device=device)  # weights allocated where they will run
     _randomize(model.diffusion_model, seed)

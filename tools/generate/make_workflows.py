@@ -825,7 +825,59 @@ Cost: 3 model passes per step instead of 2.
     return wf
 
 
-BUILDERS = [raag_sd35, s2_sd35, raag_s2_flux, raag_qwen_image, s2_wan21_t2v, ab_compare_sd35, raag_ksampler_sd35,
+def demo_ksampler(infos) -> Workflow:
+    """The embedded demo model in plain KSampler graphs, one per model patch (runs on any CPU)."""
+    wf = Workflow("demo_ksampler", infos)
+    model = wf.add(PACK_PREFIX + "DemoModelLoader", 0, 0, box_w=LOADER_WIDTH)
+    prompts = wf.below(model, PACK_PREFIX + "DemoPrompt", box_h=220, title="Prompts (one image each)", colour=GREEN,
+                       prompts="red 7 on blue\nyellow 3 on black\nwhite 0 on purple")
+    empty = wf.below(prompts, PACK_PREFIX + "DemoPrompt", box_h=120, title="Unconditional (empty prompt)",
+                     colour=RED, prompts="")
+    wf.group("Demo model and prompts", [model, prompts, empty])
+    x, y = LOADER_WIDTH + 80, 0
+    branches = [
+        ("RAAGModelPatch", "RAAG (model patch)", {"w_max": 8.0, "alpha": 4.0, "ratio_mode": "per_sample",
+                                                  "start_percent": 0.0, "end_percent": 1.0}),
+        ("S2ModelPatch", "S² (model patch)", {"omega": 0.25, "drop_ratio": 0.1, "start_percent": 0.0,
+                                              "end_percent": 1.0, "seed": SEED}),
+        ("RAAGS2ModelPatch", "RAAG + S² (model patch)", {"w_max": 8.0, "alpha": 4.0, "ratio_mode": "per_sample",
+                                                         "omega": 0.25, "drop_ratio": 0.1, "start_percent": 0.0,
+                                                         "end_percent": 1.0, "seed": SEED}),
+    ]
+    for patch_type, title, widgets in branches:
+        patched = wf.add(PACK_PREFIX + patch_type, x, y, title=title, colour=BLUE, **widgets)
+        wf.connect(model, 0, patched, "model")
+        sample = wf.add("KSampler", x + WIDTH + 60, y, box_w=300, seed=SEED, steps=10, cfg=4.0, sampler_name="euler",
+                        scheduler="simple", denoise=1.0)
+        wf.connect(patched, 0, sample, "model")
+        wf.connect(prompts, 0, sample, "positive")
+        wf.connect(empty, 0, sample, "negative")
+        wf.connect(prompts, 1, sample, "latent_image")
+        decode = wf.add(PACK_PREFIX + "DemoDecode", sample.right + 60, y, upscale=8)
+        wf.connect(sample, 0, decode, "samples")
+        save = wf.below(decode, "SaveImage", box_h=300, filename_prefix=f"demo_ksampler/{patch_type}")
+        wf.connect(decode, 0, save, "images")
+        members = [patched, sample, decode, save]
+        wf.group(f"{title} through KSampler: 10 steps", members)
+        y = max(n.bottom for n in members) + 140
+    wf.note("""
+# The demo model through KSampler
+
+The pack's embedded demo model (no download) in the graph most workflows use: a MODEL patch between the
+model and a stock **KSampler**. Each row patches the same model with one method and samples the same
+prompts with the same seed; press **Run** and compare the rows.
+
+- **RAAG (model patch)**: the CFG scale of every step follows the ratio rho (w_max 8, alpha 4 suit
+  this small model; the paper's 18 / 12 are for SD3.5-Large). KSampler's `cfg` is only used outside
+  RAAG's window.
+- **S² (model patch)**: KSampler's `cfg` is lambda; S² adds one extra conditional pass per step.
+  Its masks come from the patch's own `seed` (a patch cannot see KSampler's seed).
+- Change the prompts in the green node: one per line, `[colour] [digit] [on colour]`.
+""", -500, 0, box_h=520)
+    return wf
+
+
+BUILDERS = [demo_ksampler, raag_sd35, s2_sd35, raag_s2_flux, raag_qwen_image, s2_wan21_t2v, ab_compare_sd35, raag_ksampler_sd35,
             s2_ksampler_wan21_t2v]
 
 

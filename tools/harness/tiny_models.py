@@ -328,6 +328,11 @@ def _fitted(spec: _Spec, unet_config: dict) -> dict:
     return compat.fit_kwargs(target, unet_config)
 
 
+def fit_config(arch: str, unet_config: dict) -> dict:
+    """``unet_config`` (of family ``arch``, any size) fitted to the running ComfyUI's parameter fields."""
+    return _fitted(_spec(arch), unet_config)
+
+
 def _model_config(arch: str, unet_config: dict | None = None):
     spec = _spec(arch)
     cfg = getattr(comfy.supported_models, spec.config)(_fitted(spec, unet_config or spec.unet_config))
