@@ -147,14 +147,8 @@ class GuidanceGuider(comfy.samplers.CFGGuider):
         if s2_on:
             comfy.model_management.throw_exception_if_processing_interrupted()
             dropped = draw_mask(run.eligible, self.s2.drop_ratio, run.seed, sigma, self.s2.min_dropped)
-            plan = blocks.drop_plan(self._arch, model_options, dropped)
-            # With attention patches on the model (core's NAG pairs each positive row with its negative
-            # row inside one batch), the sub-network pass batches the negative too, so it sees the same
-            # patches as the full conditional pass; its negative output is not used.
-            paired = uncond is not None and _has_attention_patches(model_options)
-            sub_conds = [positive, uncond] if paired else [positive]
-            sub_pred = comfy.samplers.calc_cond_batch(self.inner_model, sub_conds, x, timestep, plan.options)[0]
-            plan.check(self.inner_model.diffusion_model)
+            sub_pred = blocks.subnetwork_prediction(self.inner_model, self._arch, model_options, dropped, positive,
+                                                    uncond, x, timestep)
             if uncond is not None:
                 deviation = subnetwork_deviation(cond_pred, uncond_pred, sub_pred)
             model_options = _with_first_post_cfg(model_options, s2_term(cond_pred, sub_pred, self.s2.omega))
@@ -201,11 +195,6 @@ class GuidanceGuider(comfy.samplers.CFGGuider):
                     "model_options": model_options}
             return model_options["sampler_calc_cond_batch_function"](args)
         return comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
-
-
-def _has_attention_patches(model_options: dict) -> bool:
-    patches = model_options.get("transformer_options", {}).get("patches", {})
-    return any(kind.startswith("attn") and fns for kind, fns in patches.items())
 
 
 def _with_first_post_cfg(model_options: dict, correction: torch.Tensor) -> dict:

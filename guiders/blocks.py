@@ -248,6 +248,28 @@ class DropPlan:
             )
 
 
+def has_attention_patches(model_options: dict) -> bool:
+    patches = model_options.get("transformer_options", {}).get("patches", {})
+    return any(kind.startswith("attn") and fns for kind, fns in patches.items())
+
+
+def subnetwork_prediction(model, arch: Architecture, model_options: dict, dropped: Sequence[tuple[str, int]],
+                          positive, negative, x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+    """S²'s D_sub: the positive prompt through the model with ``dropped`` skipped (then checked).
+
+    With attention patches on the model (core's NAG pairs each positive row with its negative row
+    inside one batch) the pass batches the negative too, so it sees the same patches as the full
+    conditional pass; that second row's output is not used."""
+    import comfy.samplers
+
+    plan = drop_plan(arch, model_options, dropped)
+    paired = negative is not None and has_attention_patches(model_options)
+    conds = [positive, negative] if paired else [positive]
+    sub = comfy.samplers.calc_cond_batch(model, conds, x, timestep, plan.options)[0]
+    plan.check(model.diffusion_model)
+    return sub
+
+
 def _recording(block: tuple[str, int], used: set, replacement: Callable) -> Callable:
     def replaced(*args, **kwargs):
         used.add(block)

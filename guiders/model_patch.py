@@ -118,9 +118,8 @@ def apply(model_patcher, settings: PatchSettings):
             comfy.model_management.throw_exception_if_processing_interrupted()
             eligible = blocks.eligible_blocks(arch, model.diffusion_model)
             dropped = draw_mask(eligible, s2.drop_ratio, settings.seed, sigma, s2.min_dropped)
-            plan = blocks.drop_plan(arch, model_options, dropped)
-            (sub_pred,) = comfy.samplers.calc_cond_batch(model, [args["cond"]], x, timestep, plan.options)
-            plan.check(model.diffusion_model)
+            sub_pred = blocks.subnetwork_prediction(model, arch, model_options, dropped, args["cond"],
+                                                    args.get("uncond"), x, timestep)
             result = result + s2_term(raw_cond, sub_pred, s2.omega)
         return result
 
