@@ -9,7 +9,7 @@ from comfy_api.latest import io
 from ..guiders import RAAGConfig, S2Config, StepWindow
 from ..guiders.compat import core_category
 from ..guiders.model_patch import PatchSettings, apply
-from .inputs import NODE_PREFIX, check_window, raag_inputs, s2_inputs, window
+from .inputs import NODE_PREFIX, check_window, raag_inputs, s2_inputs, window, with_search_aliases
 
 # Beside core's own guidance patches (CFGZeroStar, SkipLayerGuidanceDiT) on the running ComfyUI.
 PATCH_CATEGORY = core_category("comfy_extras.nodes_cfg", "CFGZeroStar", "advanced/guidance")
@@ -40,7 +40,7 @@ def _output(tooltip: str) -> io.Model.Output:
 class RAAGModelPatchNode(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return with_search_aliases(io.Schema(
             node_id=NODE_PREFIX + "RAAGModelPatch",
             display_name="RAAG (model patch)",
             category=PATCH_CATEGORY,
@@ -50,11 +50,11 @@ class RAAGModelPatchNode(io.ComfyNode):
             "window); the unconditional pass runs every step, also at cfg = 1. " + _USE,
             inputs=[_model_input(), *raag_inputs(), *window("RAAG", "plain CFG at the sampler's cfg")],
             outputs=[_output("The MODEL with RAAG: the sampler's cfg only acts outside RAAG's window.")],
-        )
+        ), ["RAAG", "ratio", "adaptive cfg", "adaptive guidance", "model patch", "KSampler"])
 
     @classmethod
     def validate_inputs(cls, start_percent, end_percent):
-        return check_window(start_percent, end_percent)
+        return check_window(start_percent, end_percent, "RAAG (model patch)")
 
     @classmethod
     def execute(cls, model, w_max, alpha, ratio_mode, start_percent, end_percent) -> io.NodeOutput:
@@ -65,7 +65,7 @@ class RAAGModelPatchNode(io.ComfyNode):
 class S2ModelPatchNode(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return with_search_aliases(io.Schema(
             node_id=NODE_PREFIX + "S2ModelPatch",
             display_name="S² (model patch)",
             category=PATCH_CATEGORY,
@@ -75,11 +75,11 @@ class S2ModelPatchNode(io.ComfyNode):
             "(the sampler's seed is not visible to patches). " + _USE,
             inputs=[_model_input(), *s2_inputs(), *window("S²", S2_OUTSIDE), _seed_input()],
             outputs=[_output("The MODEL with S²: the sampler's cfg is lambda.")],
-        )
+        ), ["S2", "S2-Guidance", "self guidance", "stochastic", "model patch", "KSampler"])
 
     @classmethod
     def validate_inputs(cls, start_percent, end_percent):
-        return check_window(start_percent, end_percent)
+        return check_window(start_percent, end_percent, "S² (model patch)")
 
     @classmethod
     def execute(cls, model, omega, drop_ratio, start_percent, end_percent, seed) -> io.NodeOutput:
@@ -90,7 +90,7 @@ class S2ModelPatchNode(io.ComfyNode):
 class RAAGS2ModelPatchNode(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return with_search_aliases(io.Schema(
             node_id=NODE_PREFIX + "RAAGS2ModelPatch",
             display_name="RAAG + S² (model patch)",
             category=PATCH_CATEGORY,
@@ -99,11 +99,11 @@ class RAAGS2ModelPatchNode(io.ComfyNode):
             "S²'s sub-network term - omega (D_sub - D_c) inside S²'s window. " + _USE,
             inputs=[_model_input(), *raag_inputs(), *s2_inputs(), *window("S²", S2_OUTSIDE), _seed_input()],
             outputs=[_output("The MODEL with RAAG + S²: the sampler's cfg has no effect.")],
-        )
+        ), ["RAAG", "S2", "adaptive cfg", "self guidance", "model patch", "KSampler"])
 
     @classmethod
     def validate_inputs(cls, start_percent, end_percent):
-        return check_window(start_percent, end_percent)
+        return check_window(start_percent, end_percent, "RAAG + S² (model patch)")
 
     @classmethod
     def execute(cls, model, w_max, alpha, ratio_mode, omega, drop_ratio, start_percent, end_percent,
