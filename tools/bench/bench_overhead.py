@@ -642,20 +642,27 @@ def render(results: list[dict], args, device, dtype, command: str, load: tuple) 
     ])
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.device == "cpu":
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before torch is imported: ComfyUI then runs --cpu
+def start_comfy(device: str | None) -> None:
+    """Boots ComfyUI and the pack for a benchmark run: on ``device="cpu"`` CUDA is hidden before torch
+    is imported (ComfyUI then runs --cpu); progress bars off."""
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
     import comfy_env
 
     comfy_env.bootstrap()
     comfy_env.load_pack()
-    import comfy.model_management
     import comfy.utils
-    import torch
 
     comfy.utils.PROGRESS_BAR_ENABLED = False
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    start_comfy(args.device)
+    import comfy.model_management
+    import torch
+
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.device == "cuda" and not torch.cuda.is_available():

@@ -471,18 +471,11 @@ def _json_ready(state: dict) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.device == "cpu":
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before torch is imported: ComfyUI then runs --cpu
-
-    import comfy_env
-
-    comfy_env.bootstrap()
-    comfy_env.load_pack()
+    bo.start_comfy(args.device)
     import comfy.model_management
-    import comfy.utils
+    import comfy_env
     import torch
 
-    comfy.utils.PROGRESS_BAR_ENABLED = False
     out_dir = args.out.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     cuda = torch.cuda.is_available()
