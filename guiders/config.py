@@ -42,10 +42,16 @@ RANGES: dict[str, Range] = {
 }
 
 RATIO_MODES = ("per_sample", "batch")
+CHOICES: dict[str, tuple[str, ...]] = {"ratio_mode": RATIO_MODES}
 
 
-def check(name: str, value: float) -> float:
-    """Returns ``value`` as a float, or raises ValueError naming the input and its allowed range."""
+def check(name: str, value):
+    """Returns ``value`` as a float (or, for a choice input, the option), or raises ValueError naming the
+    input and its allowed range (options)."""
+    if name in CHOICES:
+        if value not in CHOICES[name]:
+            raise ValueError(f"{name} must be one of {', '.join(CHOICES[name])}, got {value!r}")
+        return value
     allowed = RANGES[name]
     try:
         number = float(value)
@@ -89,8 +95,7 @@ class RAAGConfig:
     def __post_init__(self):
         object.__setattr__(self, "w_max", check("w_max", self.w_max))
         object.__setattr__(self, "alpha", check("alpha", self.alpha))
-        if self.ratio_mode not in RATIO_MODES:
-            raise ValueError(f"ratio_mode must be one of {', '.join(RATIO_MODES)}, got {self.ratio_mode!r}")
+        check("ratio_mode", self.ratio_mode)
 
 
 @dataclass(frozen=True)

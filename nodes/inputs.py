@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from comfy_api.latest import io
 
 from ..guiders.compat import core_category, schema_accepts
-from ..guiders.config import RANGES, RATIO_MODES, StepWindow
+from ..guiders.config import RANGES, RATIO_MODES, StepWindow, check
 
 # Our guiders sit beside core's: the category of core's own CFGGuider node on the running ComfyUI
 # (it moved from sampling/custom_sampling/guiders to model/sampling/guiders in newer releases).
@@ -88,15 +88,27 @@ def errors_named(display_name: str):
         raise ValueError(named(display_name, str(exc))) from None
 
 
-def check_window(start_percent, end_percent, display_name: str = "") -> bool | str:
-    """Queue-time check of a step window: True, or the message (after ``display_name``, the node's)."""
-    if start_percent is None or end_percent is None:  # linked inputs: checked when the node runs
-        return True
-    try:
-        StepWindow(start_percent, end_percent)
-    except ValueError as exc:
-        return named(display_name, str(exc)) if display_name else str(exc)
-    return True
+def check_inputs(display_name: str, **values) -> bool | str:
+    """Queue-time check of a node's numbers, for its ``validate_inputs``: True, or one message (after the
+    node's display name) naming every bad input and its allowed range, then a reversed or empty step
+    window. NaN is caught here: core's own min/max check lets NaN through (every comparison with it is
+    False), and core skips that check for the inputs ``validate_inputs`` takes, so every number of the
+    node is taken. A linked input arrives as None and is checked when the node runs."""
+    problems = []
+    for name, value in values.items():
+        if value is None:
+            continue
+        try:
+            check(name, value)
+        except ValueError as exc:
+            problems.append(str(exc))
+    start, end = values.get("start_percent"), values.get("end_percent")
+    if not problems and start is not None and end is not None:
+        try:
+            StepWindow(start, end)
+        except ValueError as exc:
+            problems.append(str(exc))
+    return named(display_name, "; ".join(problems)) if problems else True
 
 
 def with_search_aliases(schema: io.Schema, aliases: list[str]) -> io.Schema:

@@ -9,7 +9,15 @@ from comfy_api.latest import io
 from ..guiders import RAAGConfig, S2Config, StepWindow
 from ..guiders.compat import core_category
 from ..guiders.model_patch import PatchSettings, apply
-from .inputs import NODE_PREFIX, check_window, raag_inputs, s2_inputs, window, with_search_aliases
+from .inputs import (
+    NODE_PREFIX,
+    check_inputs,
+    errors_named,
+    raag_inputs,
+    s2_inputs,
+    window,
+    with_search_aliases,
+)
 
 # Beside core's own guidance patches (CFGZeroStar, SkipLayerGuidanceDiT) on the running ComfyUI.
 PATCH_CATEGORY = core_category("comfy_extras.nodes_cfg", "CFGZeroStar", "advanced/guidance")
@@ -53,12 +61,14 @@ class RAAGModelPatchNode(io.ComfyNode):
         ), ["RAAG", "ratio", "adaptive cfg", "adaptive guidance", "model patch", "KSampler"])
 
     @classmethod
-    def validate_inputs(cls, start_percent, end_percent):
-        return check_window(start_percent, end_percent, "RAAG (model patch)")
+    def validate_inputs(cls, w_max, alpha, ratio_mode, start_percent, end_percent):
+        return check_inputs("RAAG (model patch)", w_max=w_max, alpha=alpha, ratio_mode=ratio_mode,
+                            start_percent=start_percent, end_percent=end_percent)
 
     @classmethod
     def execute(cls, model, w_max, alpha, ratio_mode, start_percent, end_percent) -> io.NodeOutput:
-        raag = RAAGConfig(w_max, alpha, ratio_mode, StepWindow(start_percent, end_percent))
+        with errors_named("RAAG (model patch)"):
+            raag = RAAGConfig(w_max, alpha, ratio_mode, StepWindow(start_percent, end_percent))
         return io.NodeOutput(apply(model, PatchSettings(raag=raag, s2=None)))
 
 
@@ -78,12 +88,14 @@ class S2ModelPatchNode(io.ComfyNode):
         ), ["S2", "S2-Guidance", "self guidance", "stochastic", "model patch", "KSampler"])
 
     @classmethod
-    def validate_inputs(cls, start_percent, end_percent):
-        return check_window(start_percent, end_percent, "S² (model patch)")
+    def validate_inputs(cls, omega, drop_ratio, start_percent, end_percent):
+        return check_inputs("S² (model patch)", omega=omega, drop_ratio=drop_ratio, start_percent=start_percent,
+                            end_percent=end_percent)
 
     @classmethod
     def execute(cls, model, omega, drop_ratio, start_percent, end_percent, seed) -> io.NodeOutput:
-        s2 = S2Config(omega, drop_ratio, StepWindow(start_percent, end_percent))
+        with errors_named("S² (model patch)"):
+            s2 = S2Config(omega, drop_ratio, StepWindow(start_percent, end_percent))
         return io.NodeOutput(apply(model, PatchSettings(raag=None, s2=s2, seed=seed)))
 
 
@@ -102,12 +114,15 @@ class RAAGS2ModelPatchNode(io.ComfyNode):
         ), ["RAAG", "S2", "adaptive cfg", "self guidance", "model patch", "KSampler"])
 
     @classmethod
-    def validate_inputs(cls, start_percent, end_percent):
-        return check_window(start_percent, end_percent, "RAAG + S² (model patch)")
+    def validate_inputs(cls, w_max, alpha, ratio_mode, omega, drop_ratio, start_percent, end_percent):
+        return check_inputs("RAAG + S² (model patch)", w_max=w_max, alpha=alpha, ratio_mode=ratio_mode,
+                            omega=omega, drop_ratio=drop_ratio, start_percent=start_percent,
+                            end_percent=end_percent)
 
     @classmethod
     def execute(cls, model, w_max, alpha, ratio_mode, omega, drop_ratio, start_percent, end_percent,
                 seed) -> io.NodeOutput:
-        raag = RAAGConfig(w_max, alpha, ratio_mode)
-        s2 = S2Config(omega, drop_ratio, StepWindow(start_percent, end_percent))
+        with errors_named("RAAG + S² (model patch)"):
+            raag = RAAGConfig(w_max, alpha, ratio_mode)
+            s2 = S2Config(omega, drop_ratio, StepWindow(start_percent, end_percent))
         return io.NodeOutput(apply(model, PatchSettings(raag=raag, s2=s2, seed=seed)))

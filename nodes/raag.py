@@ -8,7 +8,7 @@ from ..guiders import RAAGConfig, RAAGGuider, StepWindow
 from .inputs import (
     CATEGORY,
     NODE_PREFIX,
-    check_window,
+    check_inputs,
     errors_named,
     model_and_conds,
     number,
@@ -46,8 +46,9 @@ class RAAGGuiderNode(io.ComfyNode):
         ), SEARCH_ALIASES)
 
     @classmethod
-    def validate_inputs(cls, start_percent, end_percent):
-        return check_window(start_percent, end_percent, DISPLAY_NAME)
+    def validate_inputs(cls, w_max, alpha, ratio_mode, start_percent, end_percent, cfg):
+        return check_inputs(DISPLAY_NAME, w_max=w_max, alpha=alpha, ratio_mode=ratio_mode,
+                            start_percent=start_percent, end_percent=end_percent, cfg=cfg)
 
     @classmethod
     def execute(cls, model, positive, negative, w_max, alpha, ratio_mode, start_percent, end_percent,

@@ -8,7 +8,7 @@ from ..guiders import RAAGConfig, RAAGS2Guider, S2Config, S2Guider, StepWindow
 from .inputs import (
     CATEGORY,
     NODE_PREFIX,
-    check_window,
+    check_inputs,
     errors_named,
     model_and_conds,
     number,
@@ -51,8 +51,9 @@ class S2GuiderNode(io.ComfyNode):
         ), S2_SEARCH_ALIASES)
 
     @classmethod
-    def validate_inputs(cls, start_percent, end_percent):
-        return check_window(start_percent, end_percent, S2_DISPLAY_NAME)
+    def validate_inputs(cls, cfg, omega, drop_ratio, start_percent, end_percent):
+        return check_inputs(S2_DISPLAY_NAME, cfg=cfg, omega=omega, drop_ratio=drop_ratio,
+                            start_percent=start_percent, end_percent=end_percent)
 
     @classmethod
     def execute(cls, model, positive, negative, cfg, omega, drop_ratio, start_percent,
@@ -84,8 +85,9 @@ class RAAGS2GuiderNode(io.ComfyNode):
         ), RAAG_S2_SEARCH_ALIASES)
 
     @classmethod
-    def validate_inputs(cls, start_percent, end_percent):
-        return check_window(start_percent, end_percent, RAAG_S2_DISPLAY_NAME)
+    def validate_inputs(cls, w_max, alpha, ratio_mode, omega, drop_ratio, start_percent, end_percent):
+        return check_inputs(RAAG_S2_DISPLAY_NAME, w_max=w_max, alpha=alpha, ratio_mode=ratio_mode, omega=omega,
+                            drop_ratio=drop_ratio, start_percent=start_percent, end_percent=end_percent)
 
     @classmethod
     def execute(cls, model, positive, negative, w_max, alpha, ratio_mode, omega, drop_ratio, start_percent,

@@ -95,19 +95,83 @@ def test_every_number_out_of_range_is_rejected_naming_the_input(comfy_server, no
                     assert ours.count(display) == 1 and ours.count(name) == 1, ours
 
 
-def test_window_with_start_after_end_is_rejected(comfy_server):
-    graph = build_graph(guider("RAAGS2Guidance_S2Guider", **{**OUR_GUIDERS["RAAGS2Guidance_S2Guider"],
-                                                           "start_percent": 0.7, "end_percent": 0.2}))
+PATCHES = {
+    "RAAGS2Guidance_RAAGModelPatch": RAAG,
+    "RAAGS2Guidance_S2ModelPatch": {**S2, "seed": 0},
+    "RAAGS2Guidance_RAAGS2ModelPatch": {**RAAG, **S2, "seed": 0},
+}
+
+
+def _graph_with(node_id: str, values: dict) -> tuple[dict, str]:
+    """A graph in which ``node_id`` (one of our guiders, or a model patch in front of CFGGuider) has
+    ``values``; returns it and the id of our node in it."""
+    if node_id in OUR_GUIDERS:
+        return build_graph(guider(node_id, **values)), "guider"
+    graph = build_graph(cfg_guider(4.0))
+    graph["patch"] = {"class_type": node_id, "inputs": {"model": ["unet", 0], **values}}
+    graph["guider"]["inputs"]["model"] = ["patch", 0]
+    return graph, "patch"
+
+
+ALL_NODES = {**OUR_GUIDERS, **PATCHES}
+
+
+@pytest.mark.parametrize("node_id", list(ALL_NODES))
+def test_nan_in_any_number_is_rejected_at_queue_time(comfy_server, node_id):
+    """Core's min/max check lets NaN through (every comparison is False): our validate_inputs catches it
+    before anything runs, naming the input and its range."""
+    info = comfy_server.object_info(node_id)
+    display = info[node_id]["display_name"]
+    floats = [name for name, _, _ in _limits(info, node_id)]
+    assert floats
+    for name in floats:
+        graph, ours = _graph_with(node_id, {**ALL_NODES[node_id], name: float("nan")})
+        with pytest.raises(PromptRejected) as err:
+            comfy_server.post_prompt(graph)
+        errors = err.value.node_errors[ours]["errors"]
+        assert {e["type"] for e in errors} == {"custom_validation_failed"}, errors
+        messages = {e["details"].split(" - ", 1)[1] for e in errors}
+        assert len(messages) == 1, messages  # one message, listed by core once per input the check reads
+        message = messages.pop()
+        assert message.startswith(f"{display}: {name} must be in ") and message.endswith("got nan"), message
+        assert name in {e["extra_info"]["input_name"] for e in errors}
+
+
+@pytest.mark.parametrize("node_id", [n for n in ALL_NODES if "ratio_mode" in ALL_NODES[n]])
+def test_unknown_ratio_mode_is_rejected_at_queue_time(comfy_server, node_id):
+    graph, ours = _graph_with(node_id, {**ALL_NODES[node_id], "ratio_mode": "per_pixel"})
     with pytest.raises(PromptRejected) as err:
         comfy_server.post_prompt(graph)
-    errors = err.value.node_errors["guider"]["errors"]
-    assert errors
-    for e in errors:  # core reports a validate_inputs message once per input it reads: "<input> - <ours>"
-        assert e["type"] == "custom_validation_failed"
-        ours = e["details"].split(" - ", 1)[1]
-        # our text: the node's display name, then the input, each once
-        assert ours == "S² Guider: start_percent (0.7) must be below end_percent (0.2): the step window "\
-            "would be empty", ours
+    errors = err.value.node_errors[ours]["errors"]
+    # some releases do not check a V3 combo's value themselves: our validate_inputs does, on every one
+    assert {e["type"] for e in errors} == {"custom_validation_failed"}, errors
+    display = comfy_server.object_info(node_id)[node_id]["display_name"]
+    assert {e["details"].split(" - ", 1)[1] for e in errors} == {
+        f"{display}: ratio_mode must be one of per_sample, batch, got 'per_pixel'"}
+
+
+@pytest.mark.parametrize("node_id", list(ALL_NODES))
+def test_window_with_start_after_end_is_rejected(comfy_server, node_id):
+    info = comfy_server.object_info(node_id)
+    display = info[node_id]["display_name"]
+    graph, ours = _graph_with(node_id, {**ALL_NODES[node_id], "start_percent": 0.7, "end_percent": 0.2})
+    with pytest.raises(PromptRejected) as err:
+        comfy_server.post_prompt(graph)
+    errors = err.value.node_errors[ours]["errors"]
+    assert {e["type"] for e in errors} == {"custom_validation_failed"}, errors
+    # core lists a validate_inputs message once per input it reads ("<input> - <ours>"): one text, the
+    # node's display name and each input named once in it
+    assert {e["details"].split(" - ", 1)[1] for e in errors} == {
+        f"{display}: start_percent (0.7) must be below end_percent (0.2): the step window would be empty"}
+
+
+def test_several_bad_numbers_are_reported_in_one_message(comfy_server):
+    graph, ours = _graph_with("RAAGS2Guidance_RAAGGuider", {**OUR_GUIDERS["RAAGS2Guidance_RAAGGuider"],
+                                                            "w_max": float("nan"), "alpha": 500.0})
+    with pytest.raises(PromptRejected) as err:
+        comfy_server.post_prompt(graph)
+    messages = {e["details"].split(" - ", 1)[1] for e in err.value.node_errors[ours]["errors"]}
+    assert messages == {"RAAG Guider: w_max must be in [1, 100], got nan; alpha must be in [0, 100], got 500"}
 
 
 def test_missing_negative_is_rejected_naming_the_input(comfy_server):

@@ -219,7 +219,8 @@ def test_bad_settings_name_the_input_and_range(kwargs, message):
 
 
 def test_empty_window_is_rejected_by_the_node():
-    assert "would be empty" in S2GuiderNode.validate_inputs(start_percent=0.5, end_percent=0.5)
+    assert "would be empty" in S2GuiderNode.validate_inputs(cfg=5.0, omega=0.25, drop_ratio=0.1, start_percent=0.5,
+                                                           end_percent=0.5)
     case = tm.build("sd3")
     with pytest.raises(ValueError, match="would be empty"):
         S2GuiderNode.execute(model=case.patcher, positive=case.positive, negative=case.negative, cfg=5.0,
