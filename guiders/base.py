@@ -151,7 +151,7 @@ class GuidanceGuider(comfy.samplers.CFGGuider):
                                                     uncond, x, timestep)
             if uncond is not None:
                 deviation = subnetwork_deviation(cond_pred, uncond_pred, sub_pred)
-            model_options = _with_first_post_cfg(model_options, s2_term(cond_pred, sub_pred, self.s2.omega))
+            model_options = _with_first_post_cfg(model_options, self._s2_correction(cond_pred, sub_pred))
 
         for fn in model_options.get("sampler_pre_cfg_function", []):
             out = fn({"conds": conds, "conds_out": out, "cond_scale": scale, "timestep": timestep, "input": x,
@@ -163,6 +163,11 @@ class GuidanceGuider(comfy.samplers.CFGGuider):
                                      scale=scale.flatten() if torch.is_tensor(scale) else scale,
                                      rho=rho, dropped=dropped, deviation=deviation))
         return result
+
+    def _s2_correction(self, cond_pred, sub_pred):
+        """S²'s term -omega (D_sub - D_c), added to the CFG result. (The benchmark's premise test flips
+        its sign in a subclass: tools/demo/demo_runs.py.)"""
+        return s2_term(cond_pred, sub_pred, self.s2.omega)
 
     def _guidance_scale(self, x, timestep, cond_pred, uncond_pred, has_uncond: bool, raag_on: bool):
         """(scale, rho): RAAG's per-sample w inside its window, else the fixed cfg. rho is measured

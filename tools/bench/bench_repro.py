@@ -15,6 +15,9 @@ SamplerCustomAdvanced (tools/demo/demo_runs.py) and reports:
 The CFG baselines include CFG at RAAG's measured mean scale (matched strength) and CFG at the step
 counts that give S² equal compute (S² costs 3 calls per step, CFG 2). Per-step traces of RAAG's rho and
 w and of S²'s sub-network deviation ||D_sub - D_c|| / ||D_c - D_u|| at 10 steps are reported too.
+S²'s premise test, at 10 steps: an omega sweep at two lambdas, each setting also run with the sign of
+S²'s term flipped (a step *towards* the sub-network, a diagnostic, not a feature). S² assumes the
+sub-network is the worse predictor, so moving away from it should beat moving towards it.
 Writes docs/bench_repro.md, docs/bench_repro.png and docs/bench_repro.json.
 """
 
@@ -53,6 +56,8 @@ CFG = 4.0
 RAAG = dict(w_max=8.0, alpha=4.0)
 S2 = dict(omega=0.25, drop_ratio=0.1)
 REFERENCE_STEPS = 100
+# The premise test (10 steps): omega at two lambdas, away from the sub-network (S²) and towards it.
+SWEEP_STEPS, SWEEP_LAMBDAS, SWEEP_OMEGAS, TOWARDS_OMEGAS = 10, (4.0, 7.0), (0.1, 0.25, 0.5, 1.0), (0.25, 0.5)
 PROMPT_SEED, NOISE_SEED = 1234, 0
 
 
@@ -147,6 +152,7 @@ def main():
         print(f"{m.label:34s} {n:3d} steps  attr {s.attributes:.3f} digit {s.digit:.3f} "
               f"FD {rows[-1]['fd']:7.2f}  {run.seconds:6.1f} s  [{(time.monotonic() - started) / 60:.1f} min]",
               flush=True)
+    sweep = premise_sweep(model, prompts, ref_feats, rows, started)
     for r in rows:
         ref = samples.get((r["method"], REFERENCE_STEPS))
         r["to_100"] = rms(samples[(r["method"], r["steps"])], ref) if ref is not None else None
@@ -156,7 +162,7 @@ def main():
     step_traces = {label: {"rho": per_step(t, "rho"), "w": per_step(t, "w"), "deviation": per_step(t, "deviation")}
                    for label, t in traces.items()}
     result = {"images": args.images, "prompt_seed": PROMPT_SEED, "noise_seed": NOISE_SEED, "real": real,
-              "cfg": CFG, "raag": RAAG, "s2": S2, "matched_cfg": matched, "rows": rows, "traces_10_steps": step_traces,
+              "cfg": CFG, "raag": RAAG, "s2": S2, "matched_cfg": matched, "rows": rows, "sweep": sweep, "traces_10_steps": step_traces,
               "methods": [asdict(m) for m in base], "minutes": (time.monotonic() - started) / 60,
               "machine": f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread"}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -165,6 +171,53 @@ def main():
     (args.out / "bench_repro.md").write_text(report(result, base, cfg_ref))
     print(f"wrote {args.out / 'bench_repro.md'}, bench_repro.png, bench_repro.json "
           f"in {result['minutes']:.1f} min")
+
+
+def premise_sweep(model, prompts, ref_feats, rows, started) -> list[dict]:
+    """S² at every (lambda, omega) of the sweep, away from the sub-network (S²) and towards it; omega 0 is
+    plain CFG at lambda (taken from ``rows`` where the main table has it)."""
+    out = []
+    for lam in SWEEP_LAMBDAS:
+        plain = next((r for r in rows if r["method"] == f"CFG {lam:g}" and r["steps"] == SWEEP_STEPS), None)
+        settings = [("away", om) for om in SWEEP_OMEGAS] + [("towards", om) for om in TOWARDS_OMEGAS]
+        for direction, om in [("away", 0.0)] * (plain is None) + settings:
+            kind = "cfg" if om == 0 else ("s2" if direction == "away" else "s2_towards")
+            m = Method(f"lambda {lam:g} omega {om:g} {direction}", kind, cfg=lam, omega=om)
+            run = model.sample(m, prompts, SWEEP_STEPS, NOISE_SEED)
+            s = measure.score(run.pixels, prompts)
+            out.append({"lambda": lam, "omega": om, "direction": direction, "attributes": s.attributes,
+                        "fd": measure.frechet_distance(measure.features(run.pixels), ref_feats)})
+            print(f"premise {m.label:34s} attr {s.attributes:.3f} FD {out[-1]['fd']:7.2f}  "
+                  f"[{(time.monotonic() - started) / 60:.1f} min]", flush=True)
+        if plain is not None:
+            out.append({"lambda": lam, "omega": 0.0, "direction": "away", "attributes": plain["attributes"],
+                        "fd": plain["fd"]})
+    return sorted(out, key=lambda r: (r["lambda"], r["direction"] != "away", r["omega"]))
+
+
+def premise_report(sweep: list[dict]) -> list[str]:
+    lines = ["", f"## S²'s premise on this model ({SWEEP_STEPS} steps)", "",
+             "S² steps *away* from a sub-network (blocks dropped) on the assumption that it is the worse "
+             "predictor. Each setting is also run *towards* it (the sign of S²'s term flipped: a diagnostic, "
+             "not a feature). omega 0 is plain CFG at lambda.", "",
+             "| lambda | omega | direction | attr | FD |", "|---:|---:|---|---:|---:|"]
+    lines += [f"| {r['lambda']:g} | {r['omega']:g} | {r['direction'] if r['omega'] else '(plain CFG)'} | "
+              f"{r['attributes']:.3f} | {r['fd']:.2f} |" for r in sweep]
+    lines.append("")
+    for lam in sorted({r["lambda"] for r in sweep}):
+        away = [r for r in sweep if r["lambda"] == lam and r["direction"] == "away"]
+        fds = [r["fd"] for r in away]
+        rising = all(b > a for a, b in zip(fds, fds[1:]))
+        effect = "only hurts (FD rises with omega)" if rising else "helps somewhere (FD does not only rise)"
+        lines.append(f"- lambda {lam:g}: FD {[round(f, 1) for f in fds]} at omega {[r['omega'] for r in away]}: "
+                     f"S²'s term {effect}.")
+        for t in (r for r in sweep if r["lambda"] == lam and r["direction"] == "towards"):
+            a = next(r for r in away if r["omega"] == t["omega"])
+            ok = a["fd"] < t["fd"] and a["attributes"] >= t["attributes"] - 0.01
+            lines.append(f"- lambda {lam:g}, omega {t['omega']:g}: away (S²) FD {a['fd']:.2f}, attr "
+                         f"{a['attributes']:.3f}; towards FD {t['fd']:.2f}, attr {t['attributes']:.3f}: the "
+                         f"premise (away beats towards) {verdict(ok)}.")
+    return lines
 
 
 def find(result, label, steps):
@@ -252,6 +305,7 @@ def report(result, base, cfg_ref) -> str:
         first = rho[0] == max(rho)
         lines.append(f"- RAAG's premise, the ratio rho is largest at the first step and falls: rho per step {rho}: "
                      f"{verdict(first and rho[-1] < rho[0])}.")
+    lines += premise_report(result["sweep"])
     return "\n".join(lines) + "\n"
 
 

@@ -21,7 +21,7 @@ from tiny_models import sample_latent
 
 @dataclass(frozen=True)
 class Method:
-    """One guidance setting. kind: cfg | raag | s2 | raag_s2."""
+    """One guidance setting. kind: cfg | raag | s2 | raag_s2 | s2_towards (the premise test below)."""
 
     label: str
     kind: str
@@ -38,6 +38,15 @@ class Run:
     calls_per_image: float
     seconds: float
     trace: list = field(default_factory=list)  # GuidanceTrace.rows() (pack guiders only)
+
+
+class TowardsSubnetwork(guiders.S2Guider):
+    """A diagnostic, not a feature: S² with the sign of its term flipped, D = CFG + omega (D_sub - D_c),
+    a step *towards* the sub-network. S² assumes the sub-network is the worse predictor; where this
+    beats S² on a model, that premise fails there."""
+
+    def _s2_correction(self, cond_pred, sub_pred):
+        return -super()._s2_correction(cond_pred, sub_pred)
 
 
 class DemoModel:
@@ -66,6 +75,8 @@ class DemoModel:
             g = guiders.RAAGGuider(m, guiders.RAAGConfig(method.w_max, method.alpha), cfg=method.cfg)
         elif method.kind == "s2":
             g = guiders.S2Guider(m, guiders.S2Config(method.omega, method.drop_ratio), cfg=method.cfg)
+        elif method.kind == "s2_towards":
+            g = TowardsSubnetwork(m, guiders.S2Config(method.omega, method.drop_ratio), cfg=method.cfg)
         elif method.kind == "raag_s2":
             g = guiders.RAAGS2Guider(m, guiders.RAAGConfig(method.w_max, method.alpha),
                                      guiders.S2Config(method.omega, method.drop_ratio))
