@@ -6,9 +6,10 @@ Each workflow is fetched from the pack's template URL (what the template browser
 value changed by the app, no overlapping nodes, no missing-model dialog), converted with the frontend's
 own ``app.graphToPrompt()`` and POSTed to ``/api/prompt``: the server's validation must accept it.
 Model files are zero-byte placeholders, so those prompts then fail in a loader, and only there;
-``demo_tiny.json`` (embedded model) runs to the end and must save an image.
+the demo workflows (embedded model) run to the end and must save an image. The template browser
+itself is opened too: the titles a user reads there, and no failed request for the pack's files.
 
-Screenshots: ``test-artifacts/browser/<workflow>.png``. Needs Chromium, playwright and the frontend
+Screenshots: ``test-artifacts/browser/<workflow key>.png`` and ``templates.png``. Needs Chromium, playwright and the frontend
 package (``make browser-deps``, part of ``make test``); without them the file is skipped with the reason,
 except in CI (``CI=true``), where a missing browser is a failure: CI must run this test.
 """
@@ -20,6 +21,7 @@ import os
 
 import browser
 import pytest
+import workflow_files
 from comfy_env import PACK_NAME, REPO
 from comfy_server import ComfyServer
 
@@ -31,11 +33,11 @@ if MISSING and os.environ.get("CI") == "true":
 if MISSING:
     pytest.skip(f"browser test skipped: {MISSING}", allow_module_level=True)
 
-WORKFLOWS = REPO / "workflows"
+WORKFLOWS = workflow_files.WORKFLOWS
 FILES = sorted(WORKFLOWS.glob("*.json"))
-NAMES = [p.stem for p in FILES]
+NAMES = [p.stem for p in FILES]  # the template names: what the template browser shows as titles
 # The demo model's workflows run for real: no placeholders, and each must end with an image.
-DEMOS = {"demo_tiny", "demo_ksampler"}
+DEMOS = {workflow_files.TITLES[key] for key in workflow_files.DEMOS}
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 MODEL_WIDGETS = {"ckpt_name", "unet_name", "clip_name", "clip_name1", "clip_name2", "clip_name3", "vae_name",
                  "lora_name"}
@@ -68,6 +70,29 @@ def test_frontend_lists_every_workflow_as_a_template(ui):
     assert sorted(templates.get(PACK_NAME, [])) == sorted(NAMES), templates
 
 
+def test_template_browser_shows_readable_titles_with_thumbnails(ui):
+    """What a user sees under Workflow > Browse Templates > the pack: every workflow by its title, each
+    thumbnail loaded, and no request for one of the pack's files failing (no 404 in the console)."""
+    server, app = ui
+    titles = app.open_template_browser(PACK_NAME, NAMES)
+    app.screenshot(ARTIFACTS / "templates.png")
+    ours = [(status, url) for status, url in app.responses if f"/workflow_templates/{PACK_NAME}/" in url]
+    assert ours and all(status == 200 for status, _ in ours), [r for r in ours if r[0] != 200]
+    assert sorted(titles) == sorted(workflow_files.TITLES.values()), titles
+    assert all("_" not in t and t[0].isupper() for t in titles), titles
+    # the frontend keeps the server's order: the folder's, which a checkout makes alphabetical (demos first)
+    assert titles == app.fetch_json("api/workflow_templates")[PACK_NAME], titles
+    assert sorted(titles)[:2] == [workflow_files.TITLES[key] for key in workflow_files.DEMOS]
+    app.page.keyboard.press("Escape")
+
+
+def test_every_workflow_has_a_thumbnail_and_a_portable_name():
+    for path in FILES:
+        assert path.with_suffix(".jpg").is_file(), f"no thumbnail for {path.name}"
+        assert not set(path.stem) & workflow_files.FORBIDDEN and path.stem.isascii(), path.name
+    assert sorted(p.stem for p in FILES) == sorted(workflow_files.TITLES.values())
+
+
 def test_frontend_gets_the_pack_nodes_and_translations(ui):
     _, app = ui
     from raag_s2_guidance.nodes import NODES
@@ -83,14 +108,14 @@ def test_frontend_gets_the_pack_nodes_and_translations(ui):
 def test_checks_catch_a_broken_workflow(ui):
     """The checks below can fail: a missing node type and an out-of-range value are reported."""
     _, app = ui
-    workflow = json.loads((WORKFLOWS / "raag_sd35.json").read_text(encoding="utf-8"))
+    workflow = json.loads(workflow_files.path("raag_sd35").read_text(encoding="utf-8"))
     bad = next(n for n in workflow["nodes"] if n["type"] not in FRONTEND_ONLY and n.get("widgets_values"))
     ghost = next(n for n in workflow["nodes"] if n is not bad and n["type"] not in FRONTEND_ONLY)
     ghost["type"] = "RAAGS2Guidance_NoSuchNode"
     report = app.load_workflow(workflow, "broken")
     assert report["unregistered"] == ["RAAGS2Guidance_NoSuchNode"]
     assert report["missingNodeDialog"] == ["RAAGS2Guidance_NoSuchNode"]
-    workflow = json.loads((WORKFLOWS / "raag_sd35.json").read_text(encoding="utf-8"))
+    workflow = json.loads(workflow_files.path("raag_sd35").read_text(encoding="utf-8"))
     numeric = next((n, i) for n in workflow["nodes"] if n["type"] not in FRONTEND_ONLY
                    for i, v in enumerate(n.get("widgets_values", [])) if isinstance(v, (int, float)))
     numeric[0]["widgets_values"][numeric[1]] = -1e9
@@ -108,7 +133,7 @@ def test_workflow_loads_converts_and_is_accepted(ui, name):
     workflow = app.fetch_json(f"api/workflow_templates/{PACK_NAME}/{name}.json")
     assert workflow == json.loads((WORKFLOWS / f"{name}.json").read_text(encoding="utf-8"))
     report = app.load_workflow(workflow, name)
-    app.screenshot(ARTIFACTS / f"{name}.png")
+    app.screenshot(ARTIFACTS / f"{workflow_files.key_of(WORKFLOWS / f'{name}.json')}.png")
 
     assert report["unregistered"] == [] and report["missingNodeDialog"] == [], "missing node types"
     assert report["missingModelDialog"] == [], "the frontend reports missing models"

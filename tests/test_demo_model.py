@@ -14,7 +14,7 @@ from raag_s2_guidance.demo_model import SPEC, Prompt, measure, model, pixels, sp
 from raag_s2_guidance.guiders import blocks
 from raag_s2_guidance.nodes.demo import DemoDecodeNode, DemoPromptNode
 
-# The demo's settings (tools/bench/bench_repro.py and workflows/demo_tiny.json use the same).
+# The demo's settings (tools/bench/bench_repro.py and the demo workflow use the same).
 CFG = 4.0
 # The prompts of the demo grid: one per digit, colours all over the palette.
 PROMPTS = ["red 0 on white", "yellow 1 on blue", "white 2 on black", "cyan 3 on red", "orange 4 on purple",

@@ -1,4 +1,4 @@
-"""workflows/demo_tiny.json (the file users drag onto the canvas) converts to an API prompt with
+"""The demo workflow (workflows/Demo 1 - ....json, the file users drag onto the canvas) converts to an API prompt with
 tools/harness/workflow_api.py and runs to the end in a real ComfyUI server with this pack installed."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from workflow_api import WorkflowError, to_api
+from workflow_files import path as workflow_path
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW = REPO / "workflows" / "demo_tiny.json"
+WORKFLOW = workflow_path("demo_tiny")
 
 INFO = {
     "Seed": {"input": {"required": {"noise_seed": ["INT", {"control_after_generate": True}]}},

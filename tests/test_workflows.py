@@ -7,31 +7,31 @@ consistent links, known node types, the papers' settings and ComfyUI's model fil
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import make_workflows
 import pytest
+import workflow_files
 
-WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
+WORKFLOWS = workflow_files.WORKFLOWS
 FILES = sorted(WORKFLOWS.glob("*.json"))
-GENERATED = [f"{builder.__name__}.json" for builder in make_workflows.BUILDERS]
+GENERATED = [builder.__name__ for builder in make_workflows.BUILDERS]
 P = make_workflows.PACK_PREFIX
 
 # The model files each generated workflow expects (names as in ComfyUI's own templates).
 EXPECTED_MODELS = {
-    "demo_ksampler.json": set(),  # the embedded demo model: nothing to download
-    "raag_sd35.json": {"checkpoints/sd3.5_large_fp8_scaled.safetensors"},
-    "s2_sd35.json": {"checkpoints/sd3.5_large_fp8_scaled.safetensors"},
-    "ab_compare_sd35.json": {"checkpoints/sd3.5_large_fp8_scaled.safetensors"},
-    "raag_s2_flux.json": {"diffusion_models/Chroma1-HD-fp8_scaled_rev2.safetensors",
+    "demo_ksampler": set(),  # the embedded demo model: nothing to download
+    "raag_sd35": {"checkpoints/sd3.5_large_fp8_scaled.safetensors"},
+    "s2_sd35": {"checkpoints/sd3.5_large_fp8_scaled.safetensors"},
+    "ab_compare_sd35": {"checkpoints/sd3.5_large_fp8_scaled.safetensors"},
+    "raag_s2_flux": {"diffusion_models/Chroma1-HD-fp8_scaled_rev2.safetensors",
                           "text_encoders/t5xxl_fp8_e4m3fn_scaled.safetensors", "vae/ae.safetensors"},
-    "raag_qwen_image.json": {"diffusion_models/qwen_image_fp8_e4m3fn.safetensors",
+    "raag_qwen_image": {"diffusion_models/qwen_image_fp8_e4m3fn.safetensors",
                              "text_encoders/qwen_2.5_vl_7b_fp8_scaled.safetensors",
                              "vae/qwen_image_vae.safetensors"},
-    "s2_wan21_t2v.json": {"diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors",
+    "s2_wan21_t2v": {"diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors",
                           "text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors", "vae/wan_2.1_vae.safetensors"},
-    "raag_ksampler_sd35.json": {"checkpoints/sd3.5_large_fp8_scaled.safetensors"},
-    "s2_ksampler_wan21_t2v.json": {"diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors",
+    "raag_ksampler_sd35": {"checkpoints/sd3.5_large_fp8_scaled.safetensors"},
+    "s2_ksampler_wan21_t2v": {"diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors",
                                    "text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors",
                                    "vae/wan_2.1_vae.safetensors"},
 }
@@ -42,8 +42,8 @@ def infos():
     return make_workflows.load_node_infos()
 
 
-def load(name: str) -> dict:
-    return json.loads((WORKFLOWS / name).read_text(encoding="utf-8"))
+def load(key: str) -> dict:
+    return json.loads(workflow_files.path(key).read_text(encoding="utf-8"))
 
 
 def widgets(node: dict) -> dict:
@@ -81,6 +81,7 @@ def steps_of(workflow: dict, guider: dict) -> int:
 def test_generated_workflows_are_up_to_date(infos):
     built = make_workflows.build_all(infos)
     stale = [name for name, text in built.items() if not make_workflows.is_current(WORKFLOWS / name, text)]
+    assert set(built) == {workflow_files.path(key).name for key in GENERATED}
     assert not stale, (f"out of date: {stale}. Regenerate with `.venv/bin/python tools/generate/make_workflows.py` "
                        "(or `make workflows`); edit tools/generate/make_workflows.py, not the JSON")
 
@@ -154,7 +155,7 @@ def test_model_files_are_comfyuis_and_downloadable(name):
 
 
 def test_raag_sd35_follows_the_paper():
-    wf = load("raag_sd35.json")
+    wf = load("raag_sd35")
     (raag,) = of_type(wf, P + "RAAGGuider")
     values = widgets(raag)
     assert (values["w_max"], values["alpha"], steps_of(wf, raag)) == (18.0, 12.0, 10)
@@ -166,14 +167,14 @@ def test_raag_sd35_follows_the_paper():
 
 
 def test_s2_sd35_follows_the_paper():
-    wf = load("s2_sd35.json")
+    wf = load("s2_sd35")
     (s2,) = of_type(wf, P + "S2Guider")
     values = widgets(s2)
     assert (values["cfg"], values["omega"], values["drop_ratio"]) == (7.5, 0.25, 0.1)
 
 
 def test_s2_wan_follows_the_paper():
-    wf = load("s2_wan21_t2v.json")
+    wf = load("s2_wan21_t2v")
     (s2,) = of_type(wf, P + "S2Guider")
     values = widgets(s2)
     assert (values["cfg"], values["omega"]) == (5.0, 0.25)
@@ -181,7 +182,7 @@ def test_s2_wan_follows_the_paper():
 
 
 def test_flux_family_workflow_uses_a_real_cfg_model():
-    wf = load("raag_s2_flux.json")
+    wf = load("raag_s2_flux")
     assert of_type(wf, P + "RAAGS2Guider")
     (unet,) = of_type(wf, "UNETLoader")
     assert widgets(unet)["unet_name"].startswith("Chroma")
@@ -190,13 +191,13 @@ def test_flux_family_workflow_uses_a_real_cfg_model():
 
 
 def test_qwen_image_workflow_uses_raag():
-    wf = load("raag_qwen_image.json")
+    wf = load("raag_qwen_image")
     (raag,) = of_type(wf, P + "RAAGGuider")
     assert steps_of(wf, raag) == 10
 
 
 def test_ab_compare_runs_four_guiders_on_one_seed_and_schedule():
-    wf = load("ab_compare_sd35.json")
+    wf = load("ab_compare_sd35")
     samplers = of_type(wf, "SamplerCustomAdvanced")
     guider_types = sorted(upstream(wf, s, "guider")["type"] for s in samplers)
     assert guider_types == sorted(["CFGGuider", P + "RAAGGuider", P + "S2Guider", P + "RAAGS2Guider"])
@@ -206,7 +207,7 @@ def test_ab_compare_runs_four_guiders_on_one_seed_and_schedule():
     assert traced == {P + "RAAGGuider", P + "S2Guider", P + "RAAGS2Guider"}
 
 
-@pytest.mark.parametrize("name", ["raag_sd35.json", "s2_sd35.json", "ab_compare_sd35.json"])
+@pytest.mark.parametrize("name", ["raag_sd35", "s2_sd35", "ab_compare_sd35"])
 def test_sd35_workflows_use_the_papers_scheduler(name):
     """The official runs used diffusers' FlowMatchEulerDiscreteScheduler at shift 3: ComfyUI's "normal"."""
     schedulers = [widgets(n)["scheduler"] for n in of_type(load(name), "BasicScheduler")]
@@ -214,7 +215,7 @@ def test_sd35_workflows_use_the_papers_scheduler(name):
 
 
 def test_demo_ksampler_has_each_patch_before_a_stock_ksampler():
-    wf = load("demo_ksampler.json")
+    wf = load("demo_ksampler")
     samplers = of_type(wf, "KSampler")
     patches = {upstream(wf, k, "model")["type"] for k in samplers}
     assert patches == {P + "RAAGModelPatch", P + "S2ModelPatch", P + "RAAGS2ModelPatch"}

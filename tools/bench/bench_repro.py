@@ -51,7 +51,7 @@ from raag_s2_guidance.demo_model import SPEC, measure  # noqa: E402
 
 comfy.utils.PROGRESS_BAR_ENABLED = False
 
-# The demo's settings (workflows/demo_tiny.json uses the same ones).
+# The demo's settings (the demo workflow uses the same ones).
 CFG = 4.0
 RAAG = dict(w_max=8.0, alpha=4.0)
 S2 = dict(omega=0.25, drop_ratio=0.1)

@@ -1,4 +1,4 @@
-"""`make demo`: runs the shipped workflow workflows/demo_tiny.json in a real ComfyUI server (this pack
+"""`make demo`: runs the shipped demo workflow (workflows/Demo 1 - ....json) in a real ComfyUI server (this pack
 installed, nothing else) and lays its saved images out as one grid.
 
     OMP_NUM_THREADS=1 .venv/bin/python tools/demo/demo.py [--thumbnail]
@@ -7,7 +7,7 @@ Rows: the prompts of the workflow's "Prompts" node (one per line); columns: the 
 nodes (no guidance at 30 steps, CFG at 10 and 30, RAAG, S² and RAAG + S² at 10), all from the same
 noise. Every cell is an image the graph saved. Also copies the guidance trace plots the graph saved and
 prints each column's accuracy by the benchmark's measure (demo_model/measure.py). --thumbnail also
-writes the grid as workflows/demo_tiny.jpg.
+writes the grid as its thumbnail (the same name, .jpg).
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ from comfy_server import ComfyServer  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 from raag_s2_guidance.demo_model import SPEC, measure  # noqa: E402
 from workflow_api import to_api  # noqa: E402
+from workflow_files import path as workflow_path  # noqa: E402
 
-WORKFLOW = REPO / "workflows" / "demo_tiny.json"
+WORKFLOW = workflow_path("demo_tiny")  # "Demo 1 - ..." in the template browser
 OUT = REPO / "output" / "demo"
 PROMPT_NODE_TITLE = "Prompts (one grid row each)"
 
@@ -87,7 +88,7 @@ def grid(columns: list[tuple[str, list[Path]]], prompts: list[str], scores: list
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--thumbnail", action="store_true", help="also write workflows/demo_tiny.jpg")
+    parser.add_argument("--thumbnail", action="store_true", help="also write the workflow's thumbnail (.jpg)")
     args = parser.parse_args()
     workflow = json.loads(WORKFLOW.read_text())
     prompt_node = next(n for n in workflow["nodes"] if n.get("title") == PROMPT_NODE_TITLE)

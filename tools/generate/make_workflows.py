@@ -5,8 +5,9 @@
 
 The sockets, widget order and default values come from the node definitions of the real ComfyUI
 (imported in-process, like the tests do) and of this pack, so a file always matches the nodes it uses.
-``workflows/demo_tiny.json`` is not written here (it is made with the demo model); every other
-top-level ``.json`` file of ``workflows/`` is.
+The demo workflow (``workflow_files.path("demo_tiny")``) is not written here (it is made with the demo
+model); every other top-level ``.json`` file of ``workflows/`` is, under the name ``workflow_files``
+gives it (what the template browser shows), with a same-name ``.jpg`` thumbnail: a drawing of the graph.
 
 Model file names and download links are the ones of ComfyUI's own templates
 (``comfyui-workflow-templates`` 0.7.25, the version ComfyUI 0.3.75 pins).
@@ -24,11 +25,13 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-WORKFLOWS = REPO / "workflows"
 sys.path.insert(0, str(REPO / "tools"))
 import toolpath  # noqa: E402
 
 toolpath.install()  # the role folders of tools/
+
+import workflow_files  # noqa: E402
+from workflow_files import WORKFLOWS  # noqa: E402
 
 PACK_PREFIX = "RAAGS2Guidance_"
 PACK_CNR_ID = "raag-s2-guidance"  # [project] name in pyproject.toml: the registry id
@@ -767,7 +770,7 @@ def raag_ksampler_sd35(infos) -> Workflow:
     wf.note(f"""
 # RAAG on SD3.5 Large with the stock KSampler
 
-The same guidance as the *RAAG Guider* workflow (raag_sd35.json), for graphs built around **KSampler**:
+The same guidance as the *RAAG Guider* workflow ("{workflow_files.TITLES['raag_sd35']}"), for graphs built around **KSampler**:
 the *RAAG (model patch)* node patches the MODEL, any sampler node that takes a MODEL then samples with
 RAAG. **w = 1 + (w_max − 1) · exp(−alpha · rho)** at every step, rho = ‖v_c − v_u‖ / ‖v_u‖; w_max 18 and
 alpha 12 (the official SD3.5-Large setting), **10 steps**.
@@ -804,7 +807,7 @@ def s2_ksampler_wan21_t2v(infos) -> Workflow:
     wf.note(f"""
 # S²-Guidance on Wan 2.1 text-to-video with the stock KSampler
 
-The same guidance as the *S² Guider* workflow (s2_wan21_t2v.json), for graphs built around **KSampler**:
+The same guidance as the *S² Guider* workflow ("{workflow_files.TITLES['s2_wan21_t2v']}"), for graphs built around **KSampler**:
 after the KSampler's CFG, one extra conditional pass per step through a sub-network with ~10% of Wan's
 DiT blocks skipped at random, D = CFG − omega (D_sub − D_c).
 
@@ -908,7 +911,65 @@ def is_current(path: Path, text: str) -> bool:
 def build_all(infos: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
     """File name -> the text this script writes for it."""
     infos = infos or load_node_infos()
-    return {f"{builder.__name__}.json": render(builder(infos)) for builder in BUILDERS}
+    return {workflow_files.path(builder.__name__).name: render(builder(infos)) for builder in BUILDERS}
+
+
+THUMBNAIL_SIZE = (512, 384)
+LINK_COLOURS = {"MODEL": "#b39ddb", "CONDITIONING": "#ffa931", "LATENT": "#ff9cf9", "GUIDER": "#66ffff",
+                "SIGMAS": "#cdffcd", "IMAGE": "#64b5f6", "VAE": "#ff6e6e", "CLIP": "#ffd500"}
+
+
+def thumbnail(graph: dict[str, Any], title: str):
+    """The template browser's picture of a workflow: its title over a drawing of the graph (groups,
+    nodes, links coloured by type as in the frontend, this pack's nodes highlighted). Pillow only."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    width, height = THUMBNAIL_SIZE
+    image = Image.new("RGB", THUMBNAIL_SIZE, "#202020")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=22)
+    words, lines = title.split(), [""]
+    for word in words:  # wrap the title to the picture's width
+        trial = f"{lines[-1]} {word}".strip()
+        if draw.textlength(trial, font=font) > width - 32 and lines[-1]:
+            lines.append(word)
+        else:
+            lines[-1] = trial
+    for i, line in enumerate(lines):
+        draw.text((16, 12 + 28 * i), line, fill="#f0f0f0", font=font)
+    top = 24 + 28 * len(lines)
+    boxes = [n for n in graph["nodes"] if n["type"] not in FRONTEND_ONLY]
+    rects = [(*n["pos"], n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1]) for n in boxes]
+    rects += [(g["bounding"][0], g["bounding"][1], g["bounding"][0] + g["bounding"][2],
+               g["bounding"][1] + g["bounding"][3]) for g in graph.get("groups", [])]
+    x0, y0 = min(r[0] for r in rects), min(r[1] for r in rects)
+    x1, y1 = max(r[2] for r in rects), max(r[3] for r in rects)
+    scale = min((width - 32) / (x1 - x0), (height - top - 16) / (y1 - y0))
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return 16 + (x - x0) * scale, top + (y - y0) * scale
+
+    for g in graph.get("groups", []):
+        bx, by, bw, bh = g["bounding"]
+        draw.rectangle((*at(bx, by), *at(bx + bw, by + bh)), outline=g.get("color", "#555555"), width=2)
+    by_id = {n["id"]: n for n in boxes}
+    for _link, origin, _, target, _, kind in graph["links"]:
+        if origin in by_id and target in by_id:
+            a, b = by_id[origin], by_id[target]
+            start = at(a["pos"][0] + a["size"][0], a["pos"][1] + 15)
+            end = at(b["pos"][0], b["pos"][1] + 15)
+            draw.line((*start, *end), fill=LINK_COLOURS.get(kind, "#9e9e9e"), width=2)
+    for n in boxes:
+        ours = n["type"].startswith(PACK_PREFIX)
+        x, y = n["pos"]
+        draw.rounded_rectangle((*at(x, y), *at(x + n["size"][0], y + n["size"][1])), radius=4,
+                               fill="#2f6f4f" if ours else "#353535", outline="#8fd19e" if ours else "#666666",
+                               width=2)
+    return image
+
+
+def write_thumbnail(path: Path, text: str) -> None:
+    thumbnail(json.loads(text), path.stem).save(path, quality=90)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -918,12 +979,18 @@ def main(argv: list[str] | None = None) -> int:
     stale = []
     for name, text in build_all().items():
         path = WORKFLOWS / name
+        picture = path.with_suffix(".jpg")
+        if not picture.is_file():
+            stale.append(picture.name)
+            if not args.check:
+                write_thumbnail(picture, text)
         if is_current(path, text):
             continue
         stale.append(name)
         if not args.check:
             WORKFLOWS.mkdir(exist_ok=True)
             path.write_text(text, encoding="utf-8")
+            write_thumbnail(picture, text)
     verb = "out of date" if args.check else "written"
     print(f"{len(stale)} workflow file(s) {verb}: {', '.join(stale) or '-'}")
     return 1 if args.check and stale else 0

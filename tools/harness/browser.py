@@ -18,6 +18,8 @@ import importlib.util
 import json
 import os
 import shutil
+import time
+import urllib.parse
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -139,7 +141,9 @@ class ComfyApp:
         self.url = url.rstrip("/") + "/"
         self.console: list[str] = []
         self.page_errors: list[str] = []
+        self.responses: list[tuple[int, str]] = []  # (status, decoded url) of every response
         page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
+        page.on("response", lambda r: self.responses.append((r.status, urllib.parse.unquote(r.url))))
         page.on("pageerror", lambda e: self.page_errors.append(str(e)))
 
     def open(self, timeout_s: float = 120) -> ComfyApp:
@@ -172,6 +176,30 @@ class ComfyApp:
             text = self.page.evaluate("() => document.body.innerText")
             report["missingNodeDialog"] += [t for t in untold if t in text]
         return report
+
+    def open_template_browser(self, pack: str, names: list[str], timeout_s: float = 30) -> list[str]:
+        """Opens Workflow > Browse Templates (the app's own command) and picks ``pack``'s category; waits
+        until the app asked for a thumbnail of each of ``names`` (scrolling the cards as a user would);
+        returns the lines of the dialog that are one of ``names``, in the order shown."""
+        self.page.evaluate("() => window.app.extensionManager.command.execute('Comfy.BrowseTemplates')")
+        self.page.get_by_text(pack, exact=True).first.click()
+        deadline = time.monotonic() + timeout_s
+        def missing() -> list[str]:
+            return [n for n in names if not self.requested(f"/workflow_templates/{pack}/{n}.jpg")]
+
+        size = self.page.viewport_size or {"width": 1280, "height": 720}
+        self.page.mouse.move(size["width"] * 0.6, size["height"] * 0.6)  # over the cards
+        while missing():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the template browser never asked for these thumbnails: {missing()}")
+            self.page.mouse.wheel(0, 400)
+            self.page.wait_for_timeout(250)
+        lines = [line.strip() for line in self.page.evaluate("() => document.body.innerText").splitlines()]
+        return list(dict.fromkeys(line for line in lines if line in names))
+
+    def requested(self, path: str) -> list[int]:
+        """The statuses of the responses so far whose URL ends with ``path``."""
+        return [status for status, url in self.responses if url.split("?")[0].endswith(path)]
 
     def submit_prompt(self, client_id: str = "browser-test") -> dict[str, Any]:
         """Converts the loaded graph with the frontend's ``app.graphToPrompt()`` and POSTs it."""

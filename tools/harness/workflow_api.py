@@ -1,7 +1,7 @@
 """Converts a UI-format workflow (the JSON users drag onto the ComfyUI canvas) into an API-format
 prompt (what ``POST /prompt`` and the executor take), using a server's ``/object_info``.
 
-    prompt = to_api(json.load(open("workflows/demo_tiny.json")), server.object_info())
+    prompt = to_api(json.load(open(workflow_files.path("demo_tiny"))), server.object_info())
 
 Rules (those of the ComfyUI frontend):
 - a node's ``widgets_values`` hold, in order, one value per widget input among its required then
