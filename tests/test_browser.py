@@ -1,6 +1,7 @@
 """Every workflow of ``workflows/`` in the real ComfyUI frontend, in headless Chromium.
 
-One ComfyUI server (with the ``comfyui-frontend-package`` it pins) and one browser page for the file.
+One ComfyUI server and one browser page per frontend: the ``comfyui-frontend-package`` the running
+ComfyUI pins, and the newest one the pack is checked with (unpacked by ``make browser-deps``).
 Each workflow is fetched from the pack's template URL (what the template browser loads), loaded with
 ``app.loadGraphData``, checked (no missing node type, no widget value outside its range or options, no
 value changed by the app, no overlapping nodes, no missing-model dialog), converted with the frontend's
@@ -49,10 +50,15 @@ def placeholder_models(workflow: dict) -> set[tuple[str, str]]:
     return {(m["directory"], m["name"]) for n in workflow["nodes"] for m in n.get("properties", {}).get("models", [])}
 
 
-@pytest.fixture(scope="module")
-def ui(tmp_path_factory):
+FRONTENDS = browser.frontends()
+if len(FRONTENDS) < 2 and os.environ.get("CI") == "true":
+    pytest.fail("the newest frontend is not unpacked (make browser-deps): CI must check it", pytrace=False)
+
+
+@pytest.fixture(scope="module", params=list(FRONTENDS))
+def ui(tmp_path_factory, request):
     base = tmp_path_factory.mktemp("browser")
-    server = ComfyServer(base, frontend=True)
+    server = ComfyServer(base, frontend=FRONTENDS[request.param])
     for path in FILES:
         if path.stem not in DEMOS:
             for folder, name in placeholder_models(json.loads(path.read_text(encoding="utf-8"))):
@@ -61,6 +67,7 @@ def ui(tmp_path_factory):
     browser.write_settings(base / "user")
     with server, browser.chromium(base / "chromium-profile") as context:
         app = browser.ComfyApp(context.new_page(), server.url).open()
+        app.artifacts = ARTIFACTS / request.param
         yield server, app
 
 
@@ -75,7 +82,7 @@ def test_template_browser_shows_readable_titles_with_thumbnails(ui):
     thumbnail loaded, and no request for one of the pack's files failing (no 404 in the console)."""
     server, app = ui
     titles = app.open_template_browser(PACK_NAME, NAMES)
-    app.screenshot(ARTIFACTS / "templates.png")
+    app.screenshot(app.artifacts / "templates.png")
     ours = [(status, url) for status, url in app.responses if f"/workflow_templates/{PACK_NAME}/" in url]
     assert ours and all(status == 200 for status, _ in ours), [r for r in ours if r[0] != 200]
     assert sorted(titles) == sorted(workflow_files.TITLES.values()), titles
@@ -127,13 +134,40 @@ def test_checks_catch_a_broken_workflow(ui):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_nodes_2_layout_has_room_for_every_node(ui, name):
+    """With Nodes 2.0 (the Vue node renderer) nodes are taller than in the classic canvas: no two of them
+    overlap and none crosses a group's border. Frontends that rescale a classic layout for Nodes 2.0
+    (1.32.9's auto-scale moves the nodes by 1.2 but not the groups alike) get the node check only."""
+    _, app = ui
+    workflow = json.loads((WORKFLOWS / f"{name}.json").read_text(encoding="utf-8"))
+    layout = app.nodes_2_layout(workflow, name)
+    app.screenshot(app.artifacts / f"nodes2-{workflow_files.key_of(WORKFLOWS / f'{name}.json')}.png")
+    assert len(layout["nodes"]) == len(workflow["nodes"]), "not every node was drawn"
+    assert browser.layout_problems(layout, groups=not layout["rescaled"]) == []
+    app.open()  # the classic renderer again, for the next test
+
+
+def test_nodes_2_check_catches_a_cramped_layout(ui):
+    """The check above can fail: the RAAG workflow with its scheduler moved up into the guider's widgets."""
+    _, app = ui
+    workflow = json.loads(workflow_files.path("raag_sd35").read_text(encoding="utf-8"))
+    guider = next(n for n in workflow["nodes"] if n["type"] == "RAAGS2Guidance_RAAGGuider")
+    below = min((n for n in workflow["nodes"] if n["pos"][0] == guider["pos"][0] and n["pos"][1] > guider["pos"][1]),
+                key=lambda n: n["pos"][1])
+    below["pos"][1] = guider["pos"][1] + guider["size"][1] * 0.6  # into the guider's lower part
+    layout = app.nodes_2_layout(workflow, "cramped")
+    assert any("overlaps" in p for p in browser.layout_problems(layout)), layout
+    app.open()
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_workflow_loads_converts_and_is_accepted(ui, name):
     server, app = ui
     # What the template browser does: fetch the file from the pack's template URL, then load it.
     workflow = app.fetch_json(f"api/workflow_templates/{PACK_NAME}/{name}.json")
     assert workflow == json.loads((WORKFLOWS / f"{name}.json").read_text(encoding="utf-8"))
     report = app.load_workflow(workflow, name)
-    app.screenshot(ARTIFACTS / f"{workflow_files.key_of(WORKFLOWS / f'{name}.json')}.png")
+    app.screenshot(app.artifacts / f"{workflow_files.key_of(WORKFLOWS / f'{name}.json')}.png")
 
     assert report["unregistered"] == [] and report["missingNodeDialog"] == [], "missing node types"
     assert report["missingModelDialog"] == [], "the frontend reports missing models"

@@ -82,6 +82,18 @@ HEIGHTS = {
     "PreviewImage": 26, "SaveWEBM": 130, PACK_PREFIX + "RAAGGuider": 218,
     PACK_PREFIX + "S2Guider": 194, PACK_PREFIX + "RAAGS2Guider": 242, PACK_PREFIX + "TracePlot": 46,
 }
+# Heights (title bar included) of the nodes whose content makes them taller in Nodes 2.0, the Vue node
+# renderer (measured with frontend 1.58.1 at these widths); a node keeps its own size where that is
+# larger. ``Node.bottom`` is the lower of the two, so the layout has room for both renderers.
+VUE_HEIGHTS = {
+    "BasicScheduler": 148, "CFGGuider": 132, "CLIPLoader": 144, "CheckpointLoaderSimple": 156,
+    "EmptyHunyuanLatentVideo": 176, "EmptySD3LatentImage": 148, "KSamplerSelect": 92, "ModelSamplingAuraFlow": 92,
+    "ModelSamplingSD3": 92, "SamplerCustomAdvanced": 144, "T5TokenizerOptions": 144, "UNETLoader": 144,
+    "VAEDecode": 84, "VAELoader": 116, PACK_PREFIX + "DemoDecode": 116, PACK_PREFIX + "DemoModelLoader": 88,
+    PACK_PREFIX + "DemoPrompt": 176, PACK_PREFIX + "RAAGGuider": 296, PACK_PREFIX + "S2Guider": 268,
+    PACK_PREFIX + "RAAGS2Guider": 324, PACK_PREFIX + "RAAGModelPatch": 228, PACK_PREFIX + "S2ModelPatch": 228,
+    PACK_PREFIX + "RAAGS2ModelPatch": 312, PACK_PREFIX + "TracePlot": 108,
+}
 WIDTH = 300
 LOADER_WIDTH = 390  # long file names stay readable
 TITLE_H = 30  # the title bar is drawn above a node's pos
@@ -163,7 +175,8 @@ class Node:
 
     @property
     def bottom(self) -> float:
-        return self.pos[1] + self.size[1]
+        """The lowest point of the node in either renderer: its size, or its Nodes 2.0 height."""
+        return self.pos[1] - TITLE_H + max(self.size[1] + TITLE_H, VUE_HEIGHTS.get(self.type, 0))
 
     @property
     def right(self) -> float:

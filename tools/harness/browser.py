@@ -23,6 +23,8 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Iterator
 
+REPO = Path(__file__).resolve().parents[2]
+
 # Chromium on a machine with a closed network: without the background-networking flags it keeps
 # retrying Google's hosts, which can stall start-up.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -39,6 +41,7 @@ SETTINGS = {
     "Comfy.Workflow.ShowMissingNodesWarning": True,
     "Comfy.Workflow.ShowMissingModelsWarning": True,
     "Comfy.Validation.Workflows": True,
+    "Comfy.Workflow.Persist": False,  # a reload starts empty (the Nodes 2.0 check reloads the page)
 }
 
 
@@ -54,6 +57,16 @@ def missing_requirements() -> str | None:
         if importlib.util.find_spec(module) is None:
             return f"Python package {package} not installed (`make browser-deps`)"
     return None
+
+
+def frontends() -> dict[str, bool | Path]:
+    """The frontends the browser test runs: the package the running ComfyUI pins ("pinned", served by
+    ComfyUI itself) and every newer one unpacked under .cache/frontends/<version>/ by setup_browser.sh
+    (served with --front-end-root), as ComfyServer's ``frontend`` argument."""
+    found: dict[str, bool | Path] = {"pinned": True}
+    for static in sorted((REPO / ".cache" / "frontends").glob("*/comfyui_frontend_package/static")):
+        found[static.parents[1].name] = static
+    return found
 
 
 def write_settings(user_dir: Path) -> None:
@@ -209,6 +222,64 @@ class ComfyApp:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(path))
         return Path(path)
+
+
+    def set_setting(self, setting_id: str, value: Any) -> None:
+        self.page.evaluate("async ([k, v]) => await window.app.extensionManager.setting.set(k, v)",
+                           [setting_id, value])
+
+    def nodes_2_layout(self, workflow: dict[str, Any], name: str) -> dict[str, Any]:
+        """Loads ``workflow`` in a fresh page with Nodes 2.0 (the Vue node renderer) on and returns the
+        boxes the user sees, in graph units: every node's element (title bar included) and every group,
+        plus ``rescaled``: whether the frontend moved the nodes away from the file's positions (its
+        auto-scale of a classic layout). The page is left with Nodes 2.0 off again."""
+        self.set_setting("Comfy.VueNodes.Enabled", True)
+        try:
+            self.open()
+            self.load_workflow(workflow, name)
+            self.page.wait_for_function(_VUE_READY_JS, arg=len(workflow["nodes"]), timeout=30_000)
+            self.page.wait_for_timeout(500)  # the elements settle their size once their widgets mounted
+            layout = self.page.evaluate(_VUE_LAYOUT_JS)
+        finally:
+            self.set_setting("Comfy.VueNodes.Enabled", False)
+        in_file = {n["id"]: n["pos"] for n in workflow["nodes"]}
+        layout["rescaled"] = any(abs(a - b) > 1 for node_id, pos in layout.pop("positions")
+                                 for a, b in zip(pos, in_file.get(node_id, pos)))
+        return layout
+
+
+_VUE_READY_JS = """(n) => window.app.graph._nodes.length === n
+  && [...document.querySelectorAll('[data-node-id]')].filter(e => !e.parentElement.closest('[data-node-id]')).length === n"""
+_VUE_LAYOUT_JS = """() => {
+  const ds = window.app.canvas.ds, c = window.app.canvas.canvas.getBoundingClientRect();
+  const graphX = (x) => (x - c.left) / ds.scale - ds.offset[0], graphY = (y) => (y - c.top) / ds.scale - ds.offset[1];
+  const nodes = [...document.querySelectorAll('[data-node-id]')].filter(e => !e.parentElement.closest('[data-node-id]'))
+    .map(e => { const r = e.getBoundingClientRect(), n = window.app.graph.getNodeById(Number(e.dataset.nodeId));
+      return {name: `#${e.dataset.nodeId} ${n ? n.title : '?'}`, box: [graphX(r.left), graphY(r.top), graphX(r.right), graphY(r.bottom)]}; });
+  const groups = window.app.graph._groups.map(g => { const [x, y] = g.pos, [w, h] = g.size;
+      return {name: `group "${g.title}"`, box: [x, y, x + w, y + h]}; });
+  return {nodes, groups, positions: window.app.graph._nodes.map(n => [n.id, [n.pos[0], n.pos[1]]])};
+}"""
+
+
+def layout_problems(layout: dict[str, Any], groups: bool = True) -> list[str]:
+    """Nodes 2.0 layout problems: nodes whose elements overlap, and (``groups``) nodes that cross a
+    group's border (a node is inside a group or clear of it)."""
+    def crossing(a: list[float], b: list[float]) -> bool:
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+    found = []
+    nodes = layout["nodes"]
+    for i, a in enumerate(nodes):
+        for b in nodes[i + 1:]:
+            if crossing(a["box"], b["box"]):
+                depth = min(a["box"][3], b["box"][3]) - max(a["box"][1], b["box"][1])
+                found.append(f"{a['name']} overlaps {b['name']} ({depth:.0f} px high)")
+        for g in layout["groups"] if groups else []:
+            inside = all(a["box"][k] >= g["box"][k] for k in (0, 1)) and all(a["box"][k] <= g["box"][k] for k in (2, 3))
+            if crossing(a["box"], g["box"]) and not inside:
+                found.append(f"{a['name']} crosses the border of {g['name']}")
+    return found
 
 
 # -- checks on a loaded graph (pure Python) ------------------------------------------------------------

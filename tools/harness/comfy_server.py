@@ -54,7 +54,7 @@ def free_port() -> int:
 
 
 class ComfyServer:
-    def __init__(self, base: str | Path, *, frontend: bool = False, extra_custom_nodes: Iterable[Path] = (),
+    def __init__(self, base: str | Path, *, frontend: bool | Path = False, extra_custom_nodes: Iterable[Path] = (),
                  pack: Path = REPO, port: int | None = None, startup_timeout: float = 240.0):
         self.base = Path(base).resolve()
         self.frontend = frontend
@@ -96,7 +96,9 @@ class ComfyServer:
         for flag in ("output", "input", "temp", "user"):
             (self.base / flag).mkdir(parents=True, exist_ok=True)
             cmd += [f"--{flag}-directory", str(self.base / flag)]
-        if not self.frontend:
+        if isinstance(self.frontend, Path):  # another frontend build than the pinned package's
+            cmd += ["--front-end-root", str(self.frontend)]
+        elif not self.frontend:
             web = self.base / "web"
             web.mkdir(parents=True, exist_ok=True)
             (web / "index.html").write_text("<!doctype html><title>ComfyUI (no frontend)</title>\n")

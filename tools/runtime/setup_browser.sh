@@ -2,7 +2,9 @@
 # Installs what tests/test_browser.py needs on top of tools/runtime/setup.sh's runtime (idempotent):
 #   - Chromium: Debian's package (apt-get, as root or through sudo); CHROMIUM=/path skips it;
 #   - into .venv: playwright (it drives that Chromium; no browser download) and the
-#     comfyui-frontend-package version pinned by the ComfyUI in use (1.32.9 for 0.3.75).
+#     comfyui-frontend-package version pinned by the ComfyUI in use (1.32.9 for 0.3.75);
+#   - the newest frontend the pack is checked with (NEWEST_FRONTEND below), unpacked into
+#     .cache/frontends/<version>/ (not into .venv: ComfyUI serves it with --front-end-root).
 # Without root or sudo it only warns: the browser test then skips and says why.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,4 +37,11 @@ if [ ! -f "$VENV/.stamp-browser" ] || [ "$(cat "$VENV/.stamp-browser")" != "$sta
   pip_quiet install -q -r tools/runtime/requirements-browser.txt "$frontend"
   echo "$stamp" > "$VENV/.stamp-browser"
 fi
-echo "[browser] ready: $(command -v chromium || echo "${CHROMIUM:-no chromium}"), $frontend"
+NEWEST_FRONTEND=1.58.1
+newest_dir=.cache/frontends/$NEWEST_FRONTEND
+if [ ! -f "$newest_dir/comfyui_frontend_package/static/index.html" ]; then
+  echo "[browser] unpacking comfyui-frontend-package==$NEWEST_FRONTEND into $newest_dir"
+  rm -rf "$newest_dir"
+  pip_quiet install -q --no-deps --target "$newest_dir" "comfyui-frontend-package==$NEWEST_FRONTEND"
+fi
+echo "[browser] ready: $(command -v chromium || echo "${CHROMIUM:-no chromium}"), $frontend and $NEWEST_FRONTEND"
