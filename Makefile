@@ -21,9 +21,11 @@ test: setup lint browser-deps
 demo: setup
 	$(PY) tools/demo/demo.py
 
-# Regenerate files that are derived from the node schemas (tests fail when they are out of date).
+# Regenerate files that are derived from the node schemas: workflows/ and subgraphs/ (tests fail when
+# they are out of date).
 workflows: setup
 	$(PY) tools/generate/make_workflows.py
+	$(PY) tools/generate/make_subgraphs.py
 
 locales: setup
 	$(PY) tools/generate/gen_locales.py

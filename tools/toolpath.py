@@ -5,7 +5,7 @@
     harness/   tiny real-architecture models, the server and browser drivers, core-node calls
     demo/      the demo command, its data, and the demo model's training
     bench/     the benchmarks
-    generate/  generators of committed files (workflows, locales)
+    generate/  generators of committed files (workflows, subgraph blueprints, locales)
 
     sys.path.insert(0, str(REPO / "tools"))
     import toolpath
