@@ -18,7 +18,7 @@ from .inputs import (
     with_search_aliases,
 )
 
-S2_DISPLAY_NAME = "S² Guider"
+S2_DISPLAY_NAME = "S² Guider (S2)"  # "S2" as a word: the newest node search ranks a word match above core nodes
 S2_SEARCH_ALIASES = ["S2", "S2 guidance", "S2-Guidance", "stochastic self guidance", "self guidance",
                      "stochastic", "block dropping", "sub-network guidance"]
 RAAG_S2_DISPLAY_NAME = "RAAG + S² Guider"

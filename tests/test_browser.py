@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from pathlib import Path
 
 import browser
 import pytest
 import workflow_files
 from comfy_env import PACK_NAME, REPO
 from comfy_server import ComfyServer
+from raag_s2_guidance.nodes import NODES
+from test_node_help import ALIAS_TARGETS
 
 pytestmark = pytest.mark.e2e
 
@@ -43,6 +47,7 @@ ARTIFACTS = REPO / "test-artifacts" / "browser"
 MODEL_WIDGETS = {"ckpt_name", "unet_name", "clip_name", "clip_name1", "clip_name2", "clip_name3", "vae_name",
                  "lora_name"}
 FRONTEND_ONLY = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
+HELP_NODES = sorted(cls.define_schema().node_id for cls in NODES)
 
 
 def placeholder_models(workflow: dict) -> set[tuple[str, str]]:
@@ -98,6 +103,54 @@ def test_every_workflow_has_a_thumbnail_and_a_portable_name():
         assert path.with_suffix(".jpg").is_file(), f"no thumbnail for {path.name}"
         assert not set(path.stem) & workflow_files.FORBIDDEN and path.stem.isascii(), path.name
     assert sorted(p.stem for p in FILES) == sorted(workflow_files.TITLES.values())
+
+
+def _served_frontend_reads(ui_server: ComfyServer, field: str) -> bool:
+    """Whether the frontend this server serves knows ``field`` of a node definition (asked of its
+    own files: older frontends ignore fields they do not know)."""
+    import importlib.util
+
+    root = ui_server.frontend if not isinstance(ui_server.frontend, bool) else \
+        Path(importlib.util.find_spec("comfyui_frontend_package").submodule_search_locations[0]) / "static"
+    return any(field in p.read_text(encoding="utf-8", errors="ignore") for p in root.glob("assets/*.js"))
+
+
+@pytest.mark.parametrize("term", list(ALIAS_TARGETS))
+def test_node_search_finds_our_nodes(ui, term):
+    """What a user types for these methods finds the nodes, where the running ComfyUI sends search
+    aliases and the frontend reads them; elsewhere the terms that are part of a node's name still do.
+    "S2" puts the S² Guider above every core node (the newest search ranks core nodes by usage)."""
+    server, app = ui
+    titles = app.search_nodes(term)
+    info = server.object_info()
+    display = {node_id: info[node_id]["display_name"] for targets in ALIAS_TARGETS.values() for node_id in targets}
+    aliases_work = bool(info["RAAGS2Guidance_RAAGGuider"].get("search_aliases")) and \
+        _served_frontend_reads(server, "search_aliases")
+    in_name = [n for n in ALIAS_TARGETS[term] if term.lower() in (display[n] + n).lower()]
+    expected = ALIAS_TARGETS[term] if aliases_work else in_name
+    missing = [display[n] for n in expected if display[n] not in titles]
+    assert not missing, f"{term!r} does not find {missing}: {titles}"
+    if term == "S2":
+        ours = titles.index(display["RAAGS2Guidance_S2Guider"])
+        core = [t for t in titles[:ours] if t in {v["display_name"] for k, v in info.items()
+                                                   if v.get("python_module", "").startswith(("nodes", "comfy_"))}]
+        assert core == [], f"core nodes ranked above the S² Guider: {core}"
+
+
+@pytest.mark.parametrize("node_id", HELP_NODES)
+def test_node_help_page_renders_in_the_app(ui, node_id):
+    """The selection toolbox's info button opens the node's help page (web/docs/<node id>.md) in the
+    app: its first paragraph and every input name show."""
+    _, app = ui
+    text = app.open_node_help(node_id)
+    app.screenshot(app.artifacts / f"help-{node_id}.png")
+    page = (REPO / "web" / "docs" / f"{node_id}.md").read_text(encoding="utf-8")
+    paragraph = next(line for line in page.splitlines()[1:] if line.strip() and not line.startswith("#"))
+    words = re.sub(r"[`*_\[\]]", "", paragraph).split()[:6]
+    assert " ".join(words) in " ".join(text.split()), (words, text[:2000])
+    schema = next(cls.define_schema() for cls in NODES if cls.define_schema().node_id == node_id)
+    missing = [i.id for i in schema.inputs if i.id not in text]
+    assert not missing, f"inputs not shown: {missing}"
 
 
 def test_frontend_gets_the_pack_nodes_and_translations(ui):

@@ -224,6 +224,39 @@ class ComfyApp:
         return Path(path)
 
 
+    def search_nodes(self, term: str) -> list[str]:
+        """Types ``term`` into the node search box (a double click on the empty canvas, as a user opens
+        it) and returns the results' titles in the order shown."""
+        self.page.evaluate("() => { window.app.graph.clear(); window.app.canvas.setDirty(true, true); }")
+        size = self.page.viewport_size or {"width": 1280, "height": 720}
+        self.page.mouse.dblclick(size["width"] * 0.5, size["height"] * 0.5)
+        self.page.wait_for_selector("input:focus", timeout=10_000)
+        self.page.keyboard.type(term)
+        self.page.wait_for_timeout(1200)  # the search runs as the text changes
+        titles = self.page.evaluate(
+            "() => [...document.querySelectorAll('[role=option]')].map(e => e.innerText.split('\\n')[0].trim())"
+            ".filter(t => t && t !== 'No results found')")
+        self.page.keyboard.press("Escape")
+        self.page.wait_for_timeout(400)  # the box closes
+        return titles
+
+    def open_node_help(self, node_type: str) -> str:
+        """Puts one ``node_type`` node on an empty canvas, selects it and presses the selection toolbox's
+        info button, which opens the node's help page; returns the page's text once the help arrived."""
+        before = len(self.responses)
+        self.page.evaluate("""(type) => { const g = window.app.graph; g.clear();
+            const n = LiteGraph.createNode(type); n.pos = [300, 200]; g.add(n);
+            window.app.canvas.selectNode(n); window.app.canvas.setDirty(true, true); }""", node_type)
+        # (dispatched on the button itself: the help panel of an earlier node may cover the toolbox)
+        self.page.locator("button[data-testid='info-button'], button[aria-label='Node Info']").first.dispatch_event("click")
+        deadline = time.monotonic() + 15
+        while not any(status == 200 and "/docs/" in url for status, url in self.responses[before:]):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no help page fetched for {node_type}: {self.responses[before:]}")
+            self.page.wait_for_timeout(200)
+        self.page.wait_for_timeout(800)  # rendered from markdown
+        return self.page.evaluate("() => document.body.innerText")
+
     def set_setting(self, setting_id: str, value: Any) -> None:
         self.page.evaluate("async ([k, v]) => await window.app.extensionManager.setting.set(k, v)",
                            [setting_id, value])
