@@ -95,7 +95,7 @@ def test_template_browser_shows_readable_titles_with_thumbnails(ui):
     # the frontend keeps the server's order: the folder's, which a checkout makes alphabetical (demos first)
     assert titles == app.fetch_json("api/workflow_templates")[PACK_NAME], titles
     assert sorted(titles)[:2] == [workflow_files.TITLES[key] for key in workflow_files.DEMOS]
-    app.page.keyboard.press("Escape")
+    app.open()  # a fresh page (the dialog closed) for the next test
 
 
 def test_every_workflow_has_a_thumbnail_and_a_portable_name():

@@ -227,10 +227,17 @@ class ComfyApp:
     def search_nodes(self, term: str) -> list[str]:
         """Types ``term`` into the node search box (a double click on the empty canvas, as a user opens
         it) and returns the results' titles in the order shown."""
+        self.page.keyboard.press("Escape")  # no dialog or menu left open over the canvas
         self.page.evaluate("() => { window.app.graph.clear(); window.app.canvas.setDirty(true, true); }")
         size = self.page.viewport_size or {"width": 1280, "height": 720}
-        self.page.mouse.dblclick(size["width"] * 0.5, size["height"] * 0.5)
-        self.page.wait_for_selector("input:focus", timeout=10_000)
+        for attempt in range(4):  # a double click right after a page load can go unseen: try again
+            self.page.mouse.dblclick(size["width"] * 0.5, size["height"] * 0.5)
+            try:
+                self.page.wait_for_selector("input:focus", timeout=2_500)
+                break
+            except Exception:
+                if attempt == 3:
+                    raise
         self.page.keyboard.type(term)
         self.page.wait_for_timeout(1200)  # the search runs as the text changes
         titles = self.page.evaluate(
