@@ -182,13 +182,27 @@ def test_easycache_sees_only_the_full_passes(monkeypatch):
     assert [kind for kind, _ in seen].count("forward") >= 8
 
 
-def test_lazycache_with_s2():
+def test_lazycache_with_s2(monkeypatch):
+    """LazyCache wraps the guider's whole predict_noise: S²'s sub-network pass runs inside it, so the
+    cache is entered once per step and keeps the guided result; a step it reuses runs no pass at all."""
     nodes_easycache = pytest.importorskip("comfy_extras.nodes_easycache", reason="this ComfyUI has no LazyCache")
+    entered = []
+    wrapper = nodes_easycache.lazycache_predict_noise_wrapper
+
+    def counting(executor, *args, **kwargs):
+        entered.append(1)
+        return wrapper(executor, *args, **kwargs)
+
+    monkeypatch.setattr(nodes_easycache, "lazycache_predict_noise_wrapper", counting)
     case = tm.build("flux")
     cached = first(nodes_easycache.LazyCacheNode, model=case.patcher, reuse_threshold=0.2, start_percent=0.15,
                    end_percent=0.95, verbose=False)
-    out = tm.sample(case, s2_guider(case, patcher=cached), steps=8)
+    guider = s2_guider(case, patcher=cached)
+    out = tm.sample(case, guider, steps=8)
     assert torch.isfinite(out).all()
+    assert len(entered) == 8, "the cache was entered more than once per step (the sub-network pass?)"
+    rows = guider.trace.rows()
+    assert 0 < len(rows) <= 8 and all(r["dropped"] for r in rows)  # every step that ran, ran S² whole
 
 
 # -- 3: NAG (core NAGuidance, newer ComfyUI) also acts in S²'s sub-network pass -----------------------
