@@ -44,12 +44,11 @@ from make_workflows import (  # noqa: E402
     HEIGHTS,
     PACK_CNR_ID,
     PACK_PREFIX,
-    TITLE_H,
-    VUE_HEIGHTS,
     combo_options,
     input_specs,
     is_widget,
     load_node_infos,
+    lowest_point,
 )
 
 INPUT_NODE, OUTPUT_NODE = -10, -20  # the ids LiteGraph gives a subgraph's input and output boxes
@@ -77,8 +76,8 @@ class Inner:
 
     @property
     def bottom(self) -> float:
-        """The lowest point in either renderer (Nodes 2.0 draws some nodes taller), as make_workflows."""
-        return self.pos[1] - TITLE_H + max(self.size[1] + TITLE_H, VUE_HEIGHTS.get(self.type, 0))
+        """The lowest point in either renderer (Nodes 2.0 draws some nodes taller)."""
+        return lowest_point(self.type, self.pos[1], self.size[1])
 
 
 @dataclass

@@ -160,6 +160,12 @@ def combo_options(spec: tuple) -> list | None:
     return None
 
 
+def lowest_point(node_type: str, y: float, height: float) -> float:
+    """Where a node at ``y`` (its body's top) with body ``height`` ends in either renderer: its own
+    size, or its Nodes 2.0 height (title bar included) where that is larger."""
+    return y - TITLE_H + max(height + TITLE_H, VUE_HEIGHTS.get(node_type, 0))
+
+
 # -- graph building -----------------------------------------------------------------------------------
 @dataclass
 class Node:
@@ -175,8 +181,8 @@ class Node:
 
     @property
     def bottom(self) -> float:
-        """The lowest point of the node in either renderer: its size, or its Nodes 2.0 height."""
-        return self.pos[1] - TITLE_H + max(self.size[1] + TITLE_H, VUE_HEIGHTS.get(self.type, 0))
+        """The lowest point of the node in either renderer (``lowest_point``)."""
+        return lowest_point(self.type, self.pos[1], self.size[1])
 
     @property
     def right(self) -> float:
@@ -368,15 +374,21 @@ class Common:
     right: float  # x where the guider columns start
 
 
-def prompts_seed_sampler(wf: Workflow, clip: tuple[Node, int], x: float, prompt: str, latent_type: str,
-                         sampler: str = "euler", **latent: Any) -> tuple[Node, Node, Node, Node, Node]:
+def prompts_and_latent(wf: Workflow, clip: tuple[Node, int], x: float, prompt: str, latent_type: str,
+                       **latent: Any) -> tuple[Node, Node, Node]:
+    """The positive and the (empty) negative prompt on ``clip``, and the empty latent under them."""
     positive = wf.add("CLIPTextEncode", x, 0, box_w=420, box_h=220, title="Positive prompt", colour=GREEN,
                       text=prompt)
     negative = wf.below(positive, "CLIPTextEncode", box_h=120, title="Negative prompt (empty, as in the papers)",
                         colour=RED, text=NEGATIVE)
     for node in (positive, negative):
         wf.connect(clip[0], clip[1], node, "clip")
-    empty = wf.below(negative, latent_type, **latent)
+    return positive, negative, wf.below(negative, latent_type, **latent)
+
+
+def prompts_seed_sampler(wf: Workflow, clip: tuple[Node, int], x: float, prompt: str, latent_type: str,
+                         sampler: str = "euler", **latent: Any) -> tuple[Node, Node, Node, Node, Node]:
+    positive, negative, empty = prompts_and_latent(wf, clip, x, prompt, latent_type, **latent)
     noise = wf.below(empty, "RandomNoise", title="Seed (shared by every branch)", noise_seed=SEED)
     pick = wf.below(noise, "KSamplerSelect", sampler_name=sampler)
     wf.group("Prompt, size, seed, sampler", [positive, negative, empty, noise, pick])
@@ -729,13 +741,7 @@ PATCH_MENU = "Add Node → advanced → guidance (beside CFGZeroStar)"
 def ksampler_prompts(wf: Workflow, clip: tuple[Node, int], x: float, prompt: str, latent_type: str,
                      **latent: Any) -> tuple[Node, Node, Node]:
     """Prompts and latent of a KSampler graph (KSampler holds the seed and the sampler itself)."""
-    positive = wf.add("CLIPTextEncode", x, 0, box_w=420, box_h=220, title="Positive prompt", colour=GREEN,
-                      text=prompt)
-    negative = wf.below(positive, "CLIPTextEncode", box_h=120, title="Negative prompt (empty, as in the papers)",
-                        colour=RED, text=NEGATIVE)
-    for node in (positive, negative):
-        wf.connect(clip[0], clip[1], node, "clip")
-    empty = wf.below(negative, latent_type, **latent)
+    positive, negative, empty = prompts_and_latent(wf, clip, x, prompt, latent_type, **latent)
     wf.group("Prompt and size", [positive, negative, empty])
     return positive, negative, empty
 
