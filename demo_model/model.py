@@ -20,7 +20,7 @@ import comfy.supported_models
 import comfy.utils
 import torch
 
-from ..guiders.compat import fit_params
+from .fit import fit_params
 from .pixels import from_model_space, to_model_space
 from .spec import EMBEDDINGS_FILE, SPEC, WEIGHTS_FILE, DemoSpec, Prompt
 

@@ -1,10 +1,10 @@
 """Guidance math and model plumbing. Nodes (in ../nodes) only build these objects."""
 
-from .base import GuidanceGuider, RAAGGuider, RAAGS2Guider, S2Guider
-from .blocks import ARCHITECTURES, UnsupportedModelError
+from .blocks import ARCHITECTURES, IgnoredDropError, UnsupportedModelError
 from .config import RANGES, RATIO_MODES, RAAGConfig, S2Config, StepWindow
+from .engine import CompositionError, Guidance, GuidanceGuider, apply, guidance_of
 
 __all__ = [
-    "ARCHITECTURES", "GuidanceGuider", "RAAGConfig", "RAAGGuider", "RAAGS2Guider", "RANGES", "RATIO_MODES",
-    "S2Config", "S2Guider", "StepWindow", "UnsupportedModelError",
+    "ARCHITECTURES", "CompositionError", "Guidance", "GuidanceGuider", "IgnoredDropError", "RAAGConfig", "RANGES",
+    "RATIO_MODES", "S2Config", "StepWindow", "UnsupportedModelError", "apply", "guidance_of",
 ]

@@ -170,9 +170,8 @@ TABLE: tuple[Architecture, ...] = (
 ARCHITECTURES: tuple[Architecture, ...] = tuple(arch for arch in TABLE if arch.resolved is not None)
 
 
-# Plain ValueErrors: ComfyUI's error dialog shows an exception's class, and a class of ours would
-# appear there as a module path. The names stay for readers and for ``except`` clauses.
-UnsupportedModelError = ValueError
+class UnsupportedModelError(ValueError):
+    """S² on a model whose class the table does not know."""
 
 
 def supported_labels() -> str:
@@ -216,8 +215,8 @@ def _passthrough(module: torch.nn.Module, passthrough: Callable):
             module.forward = previous
 
 
-# The model ran S²'s sub-network pass without consulting the replacement of a dropped block.
-IgnoredDropError = ValueError
+class IgnoredDropError(ValueError):
+    """The model ran S²'s sub-network pass without consulting the replacement of a dropped block."""
 
 
 @dataclass

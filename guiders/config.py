@@ -13,22 +13,17 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Range:
+    """Closed bounds: the widget's min and max are exactly these, so the UI, the queue-time check and the
+    guiders accept the same values."""
+
     low: float
     high: float
-    low_open: bool = False  # True: the bound itself is not allowed
-    high_open: bool = False
 
     def describe(self) -> str:
-        left = "(" if self.low_open else "["
-        right = ")" if self.high_open else "]"
-        return f"{left}{self.low:g}, {self.high:g}{right}"
+        return f"[{self.low:g}, {self.high:g}]"
 
     def contains(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        above = value > self.low if self.low_open else value >= self.low
-        below = value < self.high if self.high_open else value <= self.high
-        return above and below
+        return math.isfinite(value) and self.low <= value <= self.high
 
 
 RANGES: dict[str, Range] = {
@@ -36,7 +31,7 @@ RANGES: dict[str, Range] = {
     "w_max": Range(1.0, 100.0),
     "alpha": Range(0.0, 100.0),
     "omega": Range(0.0, 10.0),
-    "drop_ratio": Range(0.0, 1.0, low_open=True, high_open=True),
+    "drop_ratio": Range(0.01, 0.99),
     "start_percent": Range(0.0, 1.0),
     "end_percent": Range(0.0, 1.0),
 }
@@ -106,11 +101,7 @@ class S2Config:
     omega: float = 0.25
     drop_ratio: float = 0.1
     window: StepWindow = field(default_factory=StepWindow)
-    # At least this many blocks are dropped. Only tests set 0 (an empty mask, so D_sub == D_c).
-    min_dropped: int = 1
 
     def __post_init__(self):
         object.__setattr__(self, "omega", check("omega", self.omega))
         object.__setattr__(self, "drop_ratio", check("drop_ratio", self.drop_ratio))
-        if self.min_dropped not in (0, 1):
-            raise ValueError(f"min_dropped must be 0 or 1, got {self.min_dropped!r}")

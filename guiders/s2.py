@@ -21,11 +21,6 @@ def s2_term(cond: torch.Tensor, sub: torch.Tensor, omega: float) -> torch.Tensor
     return (cond - sub) * omega
 
 
-def s2_guidance(uncond, cond, sub, scale, omega):
-    """Eq. 4 in one line (reference form; the guider adds ``s2_term`` to core's CFG result)."""
-    return uncond + (cond - uncond) * scale - (sub - cond) * omega
-
-
 def subnetwork_deviation(cond: torch.Tensor, uncond: torch.Tensor, sub: torch.Tensor) -> torch.Tensor:
     """||D_sub - D_c|| / ||D_c - D_u|| per sample: how far the sub-network moved the prediction,
     relative to the whole CFG signal (S² assumes a dropped block is a mild perturbation)."""
@@ -47,14 +42,14 @@ def _mix(*values: int) -> int:
     return state
 
 
-def dropped_count(eligible: int, ratio: float, minimum: int = 1) -> int:
-    """ratio * eligible rounded half up (2.5 -> 3; Python's round() would give 2), at least ``minimum``,
-    at most ``eligible``."""
-    return max(minimum, min(eligible, math.floor(ratio * eligible + 0.5)))
+def dropped_count(eligible: int, ratio: float) -> int:
+    """ratio * eligible rounded half up (2.5 -> 3; Python's round() would give 2), at least one, at most
+    ``eligible``."""
+    return min(eligible, max(1, math.floor(ratio * eligible + 0.5)))
 
 
 def draw_mask(
-    eligible: Sequence[tuple[str, int]], ratio: float, seed: int, step_sigma: float, minimum: int = 1
+    eligible: Sequence[tuple[str, int]], ratio: float, seed: int, step_sigma: float
 ) -> tuple[tuple[str, int], ...]:
     """Picks the blocks to drop at one step, uniformly at random from ``eligible``.
 
@@ -63,9 +58,7 @@ def draw_mask(
     two samplers (split sigmas) draws the same masks as the whole schedule in one sampler. The same
     seed gives the same masks; a different seed, different ones.
     """
-    count = dropped_count(len(eligible), ratio, minimum)
-    if count == 0:
-        return ()
+    count = dropped_count(len(eligible), ratio)
     # the sigma's float32 bits: the value a model call sees, whether counted from the schedule or read
     step_bits = struct.unpack("<I", struct.pack("<f", float(step_sigma)))[0]
     generator = torch.Generator(device="cpu")

@@ -1,9 +1,14 @@
 """Node definitions (schema, tooltips, validation). Everything else lives in ../guiders."""
 
 from .demo import DemoDecodeNode, DemoModelLoaderNode, DemoPromptNode
-from .model_patch import RAAGModelPatchNode, RAAGS2ModelPatchNode, S2ModelPatchNode
-from .raag import RAAGGuiderNode
-from .s2 import RAAGS2GuiderNode, S2GuiderNode
+from .guidance import (
+    RAAGGuiderNode,
+    RAAGModelPatchNode,
+    RAAGS2GuiderNode,
+    RAAGS2ModelPatchNode,
+    S2GuiderNode,
+    S2ModelPatchNode,
+)
 from .trace_plot import GuidanceTracePlotNode
 
 NODES = [RAAGGuiderNode, S2GuiderNode, RAAGS2GuiderNode, GuidanceTracePlotNode,

@@ -9,7 +9,7 @@ import comfy.samplers
 import pytest
 import tiny_models
 import torch
-from raag_s2_guidance.guiders import RAAGConfig, RAAGGuider, RAAGS2Guider, S2Config, S2Guider, StepWindow
+from raag_s2_guidance.guiders import GuidanceGuider, RAAGConfig, S2Config, StepWindow
 from raag_s2_guidance.guiders.blocks import PASS_MARKER, architecture_of
 
 
@@ -21,20 +21,20 @@ def cfg_guider(case, cfg=5.0, patcher=None):
 
 
 def raag_guider(case, patcher=None, cfg=5.0, window=(0.0, 1.0), positive=None, negative=None, **config):
-    guider = RAAGGuider(patcher or case.patcher, RAAGConfig(window=StepWindow(*window), **config), cfg=cfg)
+    guider = GuidanceGuider(patcher or case.patcher, cfg=cfg, raag=RAAGConfig(window=StepWindow(*window), **config))
     guider.set_conds(positive or case.positive, negative or case.negative)
     return guider
 
 
 def s2_guider(case, patcher=None, cfg=5.0, window=(0.0, 1.0), **config):
-    guider = S2Guider(patcher or case.patcher, S2Config(window=StepWindow(*window), **config), cfg=cfg)
+    guider = GuidanceGuider(patcher or case.patcher, cfg=cfg, s2=S2Config(window=StepWindow(*window), **config))
     guider.set_conds(case.positive, case.negative)
     return guider
 
 
 def raag_s2_guider(case, patcher=None, raag=None, window=(0.0, 1.0), **s2):
-    guider = RAAGS2Guider(patcher or case.patcher, RAAGConfig(**(raag or {})),
-                          S2Config(window=StepWindow(*window), **s2))
+    guider = GuidanceGuider(patcher or case.patcher, raag=RAAGConfig(**(raag or {})),
+                            s2=S2Config(window=StepWindow(*window), **s2))
     guider.set_conds(case.positive, case.negative)
     return guider
 

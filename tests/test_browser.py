@@ -55,6 +55,7 @@ def placeholder_models(workflow: dict) -> set[tuple[str, str]]:
     return {(m["directory"], m["name"]) for n in workflow["nodes"] for m in n.get("properties", {}).get("models", [])}
 
 
+FIXTURES = REPO / "tests" / "fixtures"
 FRONTENDS = browser.frontends()
 if len(FRONTENDS) < 2 and os.environ.get("CI") == "true":
     pytest.fail("the newest frontend is not unpacked (make browser-deps): CI must check it", pytrace=False)
@@ -247,9 +248,36 @@ def test_workflow_loads_converts_and_is_accepted(ui, name):
         for ref in images:
             file = server.output_file(ref)
             assert file.is_file() and file.stat().st_size > 0, file
+        if name == workflow_files.TITLES["demo_ksampler"]:  # each KSampler's patched MODEL feeds a trace plot
+            traces = [ref for ref in images if ref["filename"].split("_trace")[0].endswith("ModelPatch")
+                      and "_trace" in ref["filename"]]
+            assert len(traces) == 3, images
     else:
         # Validation passed; only loading the placeholder weights may fail.
         assert status["status_str"] == "error" and len(errors) == 1, json.dumps(status, indent=1)[:4000]
         failed = prompt[errors[0]["node_id"]]
         assert set(failed["inputs"]) & MODEL_WIDGETS, (
             f"failed in {failed['class_type']}, not in a model loader: {errors[0]['exception_message']}")
+
+
+def test_a_workflow_saved_with_the_old_s2_seed_widgets_loads_and_runs(ui):
+    """The S² patches had a seed widget (with its control_after_generate value) before they took the
+    sampler's seed: a workflow saved then (the shipped demo KSampler graph of that version) still loads
+    without a warning, keeps every other widget value, drops the two seed values, and runs to its images."""
+    server, app = ui
+    workflow = json.loads((FIXTURES / "demo_ksampler_with_seed_widgets.json").read_text(encoding="utf-8"))
+    old = {n["id"]: n["widgets_values"] for n in workflow["nodes"] if n["type"].endswith("S2ModelPatch")}
+    assert len(old) == 2 and all(values[-2:] == [42, "fixed"] for values in old.values())
+    report = app.load_workflow(workflow, "demo_ksampler_with_seed_widgets")
+    assert report["unregistered"] == [] and report["missingNodeDialog"] == []
+    assert report["widgetProblems"] == [] and report["toasts"] == []
+    loaded = {n["id"]: n for n in report["graph"]["nodes"]}
+    for node_id, values in old.items():
+        assert loaded[node_id]["widgets_values"][:len(values) - 2] == values[:-2]
+    submitted = app.submit_prompt()
+    assert submitted["status"] == 200 and submitted["body"].get("node_errors") == {}, submitted["body"]
+    for node_id in old:
+        assert "seed" not in submitted["output"][str(node_id)]["inputs"]
+    entry = server.wait_history(submitted["body"]["prompt_id"], timeout=600)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert any(out.get("images") for out in entry["outputs"].values())

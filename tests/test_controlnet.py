@@ -53,9 +53,9 @@ def _counting(control):
 
 def _guider(kind: str, patcher, positive, negative):
     if kind == "raag":
-        g = guiders.RAAGGuider(patcher, guiders.RAAGConfig(8.0, 4.0))
+        g = guiders.GuidanceGuider(patcher, raag=guiders.RAAGConfig(8.0, 4.0))
     else:
-        g = guiders.S2Guider(patcher, guiders.S2Config(0.25, 0.34), cfg=4.0)
+        g = guiders.GuidanceGuider(patcher, cfg=4.0, s2=guiders.S2Config(0.25, 0.34))
     g.set_conds(positive, negative)
     return g
 

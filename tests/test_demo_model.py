@@ -128,6 +128,19 @@ def test_each_guider_samples_the_shipped_model(demo, method, calls):
         assert all(r["deviation"] is not None for r in run.trace)
 
 
+def test_the_premise_diagnostic_mirrors_s2_exactly(demo):
+    """The benchmark's "towards the sub-network" guider steps by +omega (D_sub - D_c) where S² steps by
+    -omega: with the same masks, one euler step of each lands symmetrically around CFG's."""
+    prompts = [SPEC.parse(p) for p in PROMPTS[:3]]
+    runs = {kind: demo.sample(Method(kind, kind, cfg=CFG, omega=0.5), prompts, steps=1, seed=4).pixels
+            for kind in ("cfg", "s2", "s2_towards")}
+    inside = ((runs["s2"] > 0) & (runs["s2"] < 1) & (runs["s2_towards"] > 0) & (runs["s2_towards"] < 1))
+    mirrored = (runs["s2"] + runs["s2_towards"]) / 2
+    assert inside.float().mean() > 0.2  # pixels the clamp to [0, 1] left alone
+    assert torch.allclose(mirrored[inside], runs["cfg"][inside], atol=1e-5)
+    assert (runs["s2"] - runs["cfg"]).abs().max() > 1e-3
+
+
 def test_cfg_at_30_steps_gets_the_attributes_right(demo):
     prompts = [SPEC.parse(p) for p in PROMPTS]
     guided = measure.score(demo.sample(Method("CFG", "cfg", cfg=CFG), prompts, steps=30, seed=0).pixels, prompts)

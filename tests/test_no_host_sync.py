@@ -17,10 +17,10 @@ Two checks, both on real ComfyUI sampling of the tiny real-architecture models:
   computed from them. Tensors our code creates from scratch on the host (the S² mask's ``randperm``
   with a CPU generator) may be read; ``Tensor.to(cpu)`` cannot be told from a no-op on a CPU-only
   machine and is left to the GPU check, as is a device tensor made from scratch inside the guider.
-  The whole ``sample()`` run is checked (``predict_noise``, the step callback, the S² hooks) except
-  the once-per-run ``_start_run``.
+  The whole ``sample()`` run is checked (the engine's ``predict`` behind every guider node and model
+  patch, the step callback, the S² hooks) except the once-per-run ``Run.start``.
 - GPU (skipped without CUDA): the same runs with ``torch.cuda.set_sync_debug_mode("error")`` on while
-  our ``predict_noise`` runs, and off inside the calls into ComfyUI (``calc_cond_batch``,
+  the engine's ``predict`` runs, and off inside the calls into ComfyUI (``calc_cond_batch``,
   ``cfg_function``), whose own model code may synchronise.
 """
 
@@ -43,11 +43,11 @@ from raag_s2_guidance import guiders as pack_guiders
 from raag_s2_guidance.guiders import (
     GuidanceGuider,
     RAAGConfig,
-    RAAGGuider,
-    RAAGS2Guider,
     S2Config,
-    S2Guider,
     StepWindow,
+    apply,
+    engine,
+    guidance_of,
 )
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
@@ -178,26 +178,26 @@ class HostSyncCheck(TorchDispatchMode):
 
 @contextlib.contextmanager
 def checking_host_syncs(monkeypatch):
-    """Runs the block under the check; GuidanceGuider is instrumented to mark its inputs as device
-    tensors and to exempt the once-per-run ``_start_run``."""
+    """Runs the block under the check; the engine (behind the guider nodes and the model patches alike)
+    is instrumented to mark its inputs as device tensors and to exempt the once-per-run ``Run.start``."""
     check = HostSyncCheck()
-    original_predict = GuidanceGuider.predict_noise
-    original_start = GuidanceGuider._start_run
+    original_predict = engine.predict
+    original_start = engine.Run.start.__func__
     marked_models = set()
 
-    def predict_noise(self, x, timestep, model_options={}, seed=None):  # noqa: B006 (core's signature)
-        check.mark(x, timestep, self.conds)
-        if id(self.inner_model) not in marked_models:  # weights and buffers (sigmas) live on the device too
-            check.mark(list(self.inner_model.parameters()), list(self.inner_model.buffers()))
-            marked_models.add(id(self.inner_model))
-        return original_predict(self, x, timestep, model_options, seed)
+    def predict(guider, run, x, timestep, model_options={}, seed=None):  # noqa: B006 (core's signature)
+        check.mark(x, timestep, guider.conds)
+        if id(guider.inner_model) not in marked_models:  # weights and buffers (sigmas) live on the device too
+            check.mark(list(guider.inner_model.parameters()), list(guider.inner_model.buffers()))
+            marked_models.add(id(guider.inner_model))
+        return original_predict(guider, run, x, timestep, model_options, seed)
 
-    def start_run(self, *args, **kwargs):
+    def start_run(cls, *args, **kwargs):
         with check.suspend():
-            return original_start(self, *args, **kwargs)
+            return original_start(cls, *args, **kwargs)
 
-    monkeypatch.setattr(GuidanceGuider, "predict_noise", predict_noise)
-    monkeypatch.setattr(GuidanceGuider, "_start_run", start_run)
+    monkeypatch.setattr(engine, "predict", predict)
+    monkeypatch.setattr(engine.Run, "start", classmethod(start_run))
     with check.patched_tensor_methods(), check:
         yield check
 
@@ -251,22 +251,41 @@ def test_the_check_catches_a_host_read_from_guiders_code(read, monkeypatch):
 # ------------------------------------------------------------------------------------------------
 # Our guiders, sampling real tiny models.
 
+def _patched(cfg: float, **methods):
+    """KSampler's guider on a MODEL patched by the pack: core's CFGGuider over ``apply``'s clone."""
+    def make(patcher):
+        guider = comfy.samplers.CFGGuider(apply(patcher, **methods))
+        guider.set_cfg(cfg)
+        return guider
+    return make
+
+
 def _cases():
     window = StepWindow(0.2, 0.8)
     raag_window = StepWindow(0.0, 0.6)
     return {
-        "raag_per_sample": lambda p: RAAGGuider(p, RAAGConfig(ratio_mode="per_sample", window=raag_window), cfg=4.0),
-        "raag_batch": lambda p: RAAGGuider(p, RAAGConfig(ratio_mode="batch", window=raag_window), cfg=4.0),
-        "raag_cfg1_outside_window": lambda p: RAAGGuider(p, RAAGConfig(window=StepWindow(0.3, 0.7)), cfg=1.0),
-        "s2": lambda p: S2Guider(p, S2Config(window=window), cfg=4.0),
-        "raag_s2": lambda p: RAAGS2Guider(p, RAAGConfig(ratio_mode="batch"), S2Config(window=window), cfg=4.0),
+        "raag_per_sample": lambda p: GuidanceGuider(
+            p, cfg=4.0, raag=RAAGConfig(ratio_mode="per_sample", window=raag_window)),
+        "raag_batch": lambda p: GuidanceGuider(p, cfg=4.0, raag=RAAGConfig(ratio_mode="batch", window=raag_window)),
+        "raag_cfg1_outside_window": lambda p: GuidanceGuider(p, cfg=1.0, raag=RAAGConfig(window=StepWindow(0.3, 0.7))),
+        "s2": lambda p: GuidanceGuider(p, cfg=4.0, s2=S2Config(window=window)),
+        "raag_s2": lambda p: GuidanceGuider(p, cfg=4.0, raag=RAAGConfig(ratio_mode="batch"), s2=S2Config(window=window)),
+        # the MODEL patches under KSampler's guider: the same engine, reached through core's CFGGuider
+        "raag_patch": _patched(4.0, raag=RAAGConfig(window=raag_window)),
+        "s2_patch": _patched(4.0, s2=S2Config(window=window)),
+        "raag_s2_patch": _patched(4.0, raag=RAAGConfig(), s2=S2Config(window=window)),
     }
+
+
+def trace_rows(guider) -> list[dict]:
+    return guidance_of(guider.model_patcher).trace.rows()
 
 
 GUIDER_CASES = sorted(_cases())
 RUNS = [("sd3", case, sampler) for case in GUIDER_CASES for sampler in ("euler", "heun")] + [
     # the other block-dropping paths: two-stream dit patches, a 5-D latent, forward overrides
     ("flux", "raag_s2", "euler"), ("wan21", "raag_s2", "heun"), ("lumina2", "s2", "euler"), ("sd15", "s2", "euler"),
+    ("flux", "raag_s2_patch", "euler"),
 ]
 
 
@@ -279,8 +298,8 @@ def test_no_host_sync_in_the_per_step_path(arch, case, sampler, monkeypatch):
         out = tiny_models.sample(model, guider, sampler_name=sampler, steps=STEPS, seed=3)
     assert check.violations == []
     assert torch.isfinite(out).all()
-    rows = guider.trace.rows()
-    assert len(rows) >= STEPS  # it really sampled through our predict_noise
+    rows = trace_rows(guider)
+    assert len(rows) >= STEPS  # it really sampled through the engine's predict
     if "s2" in case:
         assert any(r["dropped"] for r in rows) and not all(r["dropped"] for r in rows)  # inside and outside
         # the S² mask is drawn on the host (CPU generator): the check saw that read and allowed it
@@ -299,9 +318,7 @@ def _syncing(original):
 @pytest.mark.parametrize("target,case", [("guidance_ratio", "raag_per_sample"), ("s2_term", "s2")])
 def test_a_sync_added_to_our_per_step_code_is_caught(target, case, monkeypatch):
     """The real sampling path hands our code tensors the check knows are device tensors."""
-    from raag_s2_guidance.guiders import base
-
-    monkeypatch.setattr(base, target, _syncing(getattr(base, target)))
+    monkeypatch.setattr(engine, target, _syncing(getattr(engine, target)))
     model = tiny_models.build("sd3")
     guider = _cases()[case](model.patcher)
     guider.set_conds(model.positive, model.negative)
@@ -319,20 +336,20 @@ requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
 
 @contextlib.contextmanager
 def cuda_sync_errors_in_our_code(monkeypatch):
-    """set_sync_debug_mode("error") while GuidanceGuider.predict_noise runs, except inside ComfyUI's
-    calc_cond_batch and cfg_function (the model, ComfyUI's memory queries and hooks)."""
+    """set_sync_debug_mode("error") while the engine's predict runs (every guider node and model patch), except
+    inside ComfyUI's calc_cond_batch and cfg_function (the model, ComfyUI's memory queries and hooks)."""
     state = {"depth": 0}
 
     def set_mode():
         torch.cuda.set_sync_debug_mode("error" if state["depth"] > 0 else 0)
 
-    original_predict = GuidanceGuider.predict_noise
+    original_predict = engine.predict
 
-    def predict_noise(self, *args, **kwargs):
+    def predict(*args, **kwargs):
         state["depth"] += 1
         set_mode()
         try:
-            return original_predict(self, *args, **kwargs)
+            return original_predict(*args, **kwargs)
         finally:
             state["depth"] -= 1
             set_mode()
@@ -348,7 +365,7 @@ def cuda_sync_errors_in_our_code(monkeypatch):
                 set_mode()
         return call
 
-    monkeypatch.setattr(GuidanceGuider, "predict_noise", predict_noise)
+    monkeypatch.setattr(engine, "predict", predict)
     monkeypatch.setattr(comfy.samplers, "calc_cond_batch", comfy_call(comfy.samplers.calc_cond_batch))
     monkeypatch.setattr(comfy.samplers, "cfg_function", comfy_call(comfy.samplers.cfg_function))
     try:
@@ -376,9 +393,7 @@ def test_cuda_sync_debug_mode_catches_a_sync():
 
 @requires_cuda
 def test_cuda_sync_in_our_per_step_code_is_caught(monkeypatch):
-    from raag_s2_guidance.guiders import base
-
-    monkeypatch.setattr(base, "guidance_ratio", _syncing(base.guidance_ratio))
+    monkeypatch.setattr(engine, "guidance_ratio", _syncing(engine.guidance_ratio))
     model = _on_gpu(tiny_models.build("sd3"))
     guider = _cases()["raag_per_sample"](model.patcher)
     guider.set_conds(model.positive, model.negative)
@@ -387,7 +402,7 @@ def test_cuda_sync_in_our_per_step_code_is_caught(monkeypatch):
 
 
 @requires_cuda
-def test_no_cuda_sync_in_predict_noise(monkeypatch):
+def test_no_cuda_sync_in_the_engines_predict(monkeypatch):
     for arch, case, sampler in RUNS:  # one test (one skip line on CPU machines) for all the runs
         model = _on_gpu(tiny_models.build(arch))
         guider = _cases()[case](model.patcher)
@@ -396,4 +411,4 @@ def test_no_cuda_sync_in_predict_noise(monkeypatch):
         with cuda_sync_errors_in_our_code(monkeypatch):
             out = tiny_models.sample(model, guider, sampler_name=sampler, steps=STEPS, seed=3)
         assert torch.isfinite(out).all(), (arch, case, sampler)
-    assert len(guider.trace.rows()) >= STEPS
+    assert len(trace_rows(guider)) >= STEPS

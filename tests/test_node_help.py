@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from raag_s2_guidance import WEB_DIRECTORY
-from raag_s2_guidance.guiders.compat import schema_accepts
 from raag_s2_guidance.nodes import NODES
+from raag_s2_guidance.nodes.base import schema_accepts
 
 PACK_DIR = Path(__file__).resolve().parents[1]
 WEB_DIR = (PACK_DIR / WEB_DIRECTORY).resolve()

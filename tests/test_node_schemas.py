@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from comfy_api.latest import io
+from raag_s2_guidance.guiders.config import CHOICES, RANGES
 from raag_s2_guidance.nodes import NODES
-from raag_s2_guidance.nodes.inputs import CATEGORY, NODE_PREFIX
-from raag_s2_guidance.nodes.model_patch import PATCH_CATEGORY
+from raag_s2_guidance.nodes.base import CATEGORY, NODE_PREFIX, PATCH_CATEGORY
 
 PACK_DIR = Path(__file__).resolve().parents[1]
 
@@ -81,6 +81,31 @@ NUMERIC = [(schema.node_id, item.id, item.tooltip) for schema in SCHEMAS.values(
 def test_numeric_tooltips_give_a_recommended_value(node_id, input_id, tooltip):
     assert re.search(r"\d", tooltip) and re.search(r"recommended|default|paper|allowed|typical", tooltip, re.I), (
         f"{node_id}.{input_id}: the tooltip should name a recommended range or default: {tooltip!r}")
+
+
+@pytest.mark.parametrize("node", NODES, ids=lambda n: n.__name__)
+def test_every_number_widget_is_bounded_by_the_range_its_check_reads(node):
+    """One range per number (guiders.config.RANGES): the widget's min / max, and the queue-time check
+    rejects just outside them (the check, not the widget, is what an API prompt meets)."""
+    for item in node.define_schema().inputs:
+        if not isinstance(item, io.Float.Input):
+            continue
+        allowed = RANGES[item.id]
+        assert (item.min, item.max) == (allowed.low, allowed.high), item.id
+        for inside in (allowed.low, allowed.high):
+            assert node.validate_inputs(**{item.id: inside}) is True, (item.id, inside)
+        for outside in (allowed.low - item.step / 2, allowed.high + item.step / 2):
+            message = node.validate_inputs(**{item.id: outside})
+            assert message is not True and item.id in message and allowed.describe() in message, (item.id, outside)
+
+
+def test_validate_inputs_takes_exactly_the_number_and_choice_inputs():
+    """Core passes a node's validate function the inputs its signature names, and reports its message
+    once per such input: exactly the checked ones, no model or conditioning."""
+    for node in NODES:
+        names = [i.id for i in node.define_schema().inputs if i.id in RANGES or i.id in CHOICES]
+        if names:
+            assert inspect.getfullargspec(node.validate_inputs).args == ["cls", *names], node.__name__
 
 
 # -- options both ComfyUI 0.3.64 and 0.3.75 accept ------------------------------------------------------

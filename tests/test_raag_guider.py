@@ -9,8 +9,8 @@ import tiny_models as tm
 import torch
 from comfy_extras.nodes_cfg import CFGZeroStar
 from core_nodes import first
-from raag_s2_guidance.guiders import RAAGConfig, RAAGGuider, StepWindow
-from raag_s2_guidance.nodes.raag import RAAGGuiderNode
+from raag_s2_guidance.guiders import GuidanceGuider, RAAGConfig, StepWindow
+from raag_s2_guidance.nodes.guidance import RAAGGuiderNode
 from raag_s2_guidance.nodes.trace_plot import GuidanceTracePlotNode
 from support import HookRecorder, cfg_guider, conditioning_row, raag_guider
 
@@ -208,10 +208,10 @@ def test_bad_window_and_missing_negative():
     assert "start_percent" in RAAGGuiderNode.validate_inputs(**numbers, start_percent=0.8, end_percent=0.3)
     assert RAAGGuiderNode.validate_inputs(**numbers, start_percent=0.1, end_percent=0.9) is True
     # linked inputs arrive as None at queue time: checked when the node runs
-    assert RAAGGuiderNode.validate_inputs(None, None, None, None, None, None) is True
+    assert RAAGGuiderNode.validate_inputs(**{name: None for name in [*numbers, "start_percent", "end_percent"]})
     case = tm.build("sd3")
     with pytest.raises(ValueError, match="negative: the conditioning input is missing"):
-        RAAGGuider(case.patcher, RAAGConfig()).set_conds(case.positive, None)
+        GuidanceGuider(case.patcher, raag=RAAGConfig()).set_conds(case.positive, None)
     with pytest.raises(ValueError, match="w_max"):
         RAAGGuiderNode.execute(model=case.patcher, positive=case.positive, negative=case.negative, w_max=0.0,
                                alpha=12.0, ratio_mode="per_sample", start_percent=0.0, end_percent=1.0, cfg=5.0)

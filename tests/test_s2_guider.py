@@ -10,10 +10,10 @@ import torch
 from comfy_extras.nodes_cfg import CFGZeroStar
 from comfy_extras.nodes_slg import SkipLayerGuidanceDiT
 from core_nodes import first
-from raag_s2_guidance.guiders import S2Config, UnsupportedModelError, blocks
+from raag_s2_guidance.guiders import S2Config, UnsupportedModelError, blocks, engine
 from raag_s2_guidance.guiders.blocks import PASS_MARKER, IgnoredDropError
 from raag_s2_guidance.guiders.raag import raag_scale
-from raag_s2_guidance.nodes.s2 import S2GuiderNode
+from raag_s2_guidance.nodes.guidance import S2GuiderNode
 from support import (
     HookRecorder,
     ModelCalls,
@@ -60,10 +60,13 @@ def test_omega_zero_is_cfg_guider_bit_for_bit_without_an_extra_pass(arch):
     assert torch.equal(ours, tm.sample(case, cfg_guider(case, 5.0), steps=STEPS))
 
 
-def test_no_dropped_block_gives_the_full_model():
+def test_no_dropped_block_gives_the_full_model(monkeypatch):
+    """The sub-network pass with an empty mask (which S² never draws: it drops at least one block) is the
+    full model's conditional pass: the pass itself adds nothing but the dropped blocks."""
+    monkeypatch.setattr(engine, "draw_mask", lambda *args: ())
     case = tm.build("flux")
     with ModelCalls(case.patcher) as probe:
-        guider = s2_guider(case, patcher=probe.patcher, drop_ratio=0.01, min_dropped=0)
+        guider = s2_guider(case, patcher=probe.patcher, drop_ratio=0.01)
         tm.sample(case, guider, steps=STEPS)
     subs = [c for c in probe.calls if c["dropped"] is not None]
     fulls = [c for c in probe.calls if c["dropped"] is None]
@@ -209,8 +212,8 @@ def test_unsupported_model_gets_a_clear_error_and_raag_still_works():
 
 @pytest.mark.parametrize("kwargs,message", [
     ({"omega": -0.1}, "omega must be in [0, 10], got -0.1"),
-    ({"drop_ratio": 0.0}, "drop_ratio must be in (0, 1), got 0"),
-    ({"drop_ratio": 1.0}, "drop_ratio must be in (0, 1), got 1"),
+    ({"drop_ratio": 0.0}, "drop_ratio must be in [0.01, 0.99], got 0"),
+    ({"drop_ratio": 0.995}, "drop_ratio must be in [0.01, 0.99], got 0.995"),
 ])
 def test_bad_settings_name_the_input_and_range(kwargs, message):
     with pytest.raises(ValueError) as err:

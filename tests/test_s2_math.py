@@ -2,13 +2,18 @@
 
 import pytest
 import torch
-from raag_s2_guidance.guiders.s2 import draw_mask, dropped_count, s2_guidance, s2_term, subnetwork_deviation
+from raag_s2_guidance.guiders.s2 import draw_mask, dropped_count, s2_term, subnetwork_deviation
 
 ELIGIBLE = [("double_block", i) for i in range(1, 19)] + [("single_block", i) for i in range(1, 38)]
 
 
 def _rand(seed):
     return torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(seed))
+
+
+def s2_guidance(uncond, cond, sub, scale, omega):
+    """Eq. 4 as the engine computes it: core's CFG combination, plus ``s2_term`` as the first post-cfg step."""
+    return uncond + (cond - uncond) * scale + s2_term(cond, sub, omega)
 
 
 def test_eq4_weights_sum_to_one_so_the_space_does_not_matter():
@@ -36,11 +41,11 @@ def test_subnetwork_deviation_per_sample():
     assert dev[1].item() == pytest.approx(expected.item(), rel=1e-6)
 
 
-@pytest.mark.parametrize("eligible,ratio,minimum,expected", [
-    (23, 0.1, 1, 2), (37, 0.1, 1, 4), (2, 0.1, 1, 1), (55, 0.1, 1, 6), (10, 0.01, 0, 0), (5, 0.99, 1, 5),
+@pytest.mark.parametrize("eligible,ratio,expected", [
+    (23, 0.1, 2), (37, 0.1, 4), (2, 0.1, 1), (55, 0.1, 6), (10, 0.01, 1), (5, 0.99, 5), (0, 0.1, 0),
 ])
-def test_dropped_count_is_rounded_ratio_at_least_minimum(eligible, ratio, minimum, expected):
-    assert dropped_count(eligible, ratio, minimum) == expected
+def test_dropped_count_is_rounded_ratio_at_least_one(eligible, ratio, expected):
+    assert dropped_count(eligible, ratio) == expected
 
 
 def test_masks_are_seeded_by_seed_and_step_sigma():
@@ -69,6 +74,6 @@ def test_masks_do_not_touch_the_global_rng():
     assert torch.equal(torch.rand(1), before)
 
 
-def test_empty_mask_only_when_minimum_is_zero():
-    assert draw_mask(ELIGIBLE, 0.001, seed=0, step_sigma=1.0, minimum=0) == ()
+def test_a_mask_drops_at_least_one_block_and_none_of_none():
     assert len(draw_mask(ELIGIBLE, 0.001, seed=0, step_sigma=1.0)) == 1
+    assert draw_mask([], 0.1, seed=0, step_sigma=1.0) == ()

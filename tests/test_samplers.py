@@ -26,7 +26,7 @@ def _sweep(arch: str, sampler_name: str):
 @pytest.mark.parametrize("sampler_name", comfy.samplers.KSAMPLER_NAMES)
 def test_window_and_mask_follow_the_evaluated_sigma(arch, sampler_name):
     case, guider, calls = _sweep(arch, sampler_name)
-    bounds = window_sigmas(case.patcher.get_model_object("model_sampling"), guider.s2.window)
+    bounds = window_sigmas(case.patcher.get_model_object("model_sampling"), guider.guidance.s2.window)
     full = [c for c in calls if c["dropped"] is None]
     rows = guider.trace.rows()
     assert len(rows) == len(full) > 0
@@ -49,7 +49,8 @@ def test_window_and_mask_follow_the_evaluated_sigma(arch, sampler_name):
 def guider_eligible(guider):
     from raag_s2_guidance.guiders import blocks
 
-    return blocks.eligible_blocks(guider._arch, guider.model_patcher.model.diffusion_model)
+    diffusion_model = guider.model_patcher.model.diffusion_model
+    return blocks.eligible_blocks(blocks.architecture_of(diffusion_model), diffusion_model)
 
 
 def test_counted_samplers_are_stock_names_of_this_comfyui():

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 import tiny_models as tm
 import torch
-from raag_s2_guidance.guiders.plot import (
+from raag_s2_guidance.nodes.guidance import (
+    RAAGGuiderNode,
+    RAAGModelPatchNode,
+    RAAGS2GuiderNode,
+    RAAGS2ModelPatchNode,
+    S2GuiderNode,
+    S2ModelPatchNode,
+)
+from raag_s2_guidance.nodes.plot import (
     COLOURS,
     HEIGHT,
     S2_SHADE,
@@ -17,10 +25,10 @@ from raag_s2_guidance.guiders.plot import (
     calls_label,
     draw_trace,
 )
-from raag_s2_guidance.nodes.raag import RAAGGuiderNode
-from raag_s2_guidance.nodes.s2 import RAAGS2GuiderNode, S2GuiderNode
-from raag_s2_guidance.nodes.trace_plot import GuidanceTracePlotNode, guider_title
+from raag_s2_guidance.nodes.trace_plot import GuidanceTracePlotNode, title
 from support import ModelCalls
+
+import nodes as comfy_nodes  # ComfyUI's nodes.py: KSampler
 
 COND = 0  # comfy.samplers.COND: the marker of a conditional chunk in transformer_options["cond_or_uncond"]
 
@@ -84,7 +92,7 @@ def test_plot_is_titled_with_the_node_and_draws_legend_and_shading(node):
     case = tm.build("sd3")
     guider = node_guider(node, case, case.patcher, 2)
     latent = tm.sample(case, guider, steps=8, latent=tm.empty_latent("sd3", batch=2))
-    assert guider_title(guider) == node.define_schema().display_name
+    assert title(guider.guidance.methods, guider=True) == node.define_schema().display_name
     image = GuidanceTracePlotNode.execute(guider=guider, latent={"samples": latent}).result[0]
     assert tuple(image.shape) == (1, HEIGHT, WIDTH, 3)
     assert colour_pixels(image, COLOURS[0]) > 50 and colour_pixels(image, COLOURS[1]) > 50  # two images
@@ -105,3 +113,39 @@ def test_title_and_legend_change_the_image():
     assert (untitled[38:58] != 255).any()  # the legend sits above the panels even without a title
     no_s2 = [{**r, "dropped": []} for r in rows]
     assert (draw_trace(no_s2) == np.array(S2_SHADE, dtype=np.uint8)).all(axis=-1).sum() == 0
+
+
+PATCH_SETTINGS = {
+    RAAGModelPatchNode: {k: v for k, v in NODE_SETTINGS[RAAGGuiderNode].items() if k != "cfg"},
+    S2ModelPatchNode: {k: v for k, v in NODE_SETTINGS[S2GuiderNode].items() if k != "cfg"},
+    RAAGS2ModelPatchNode: NODE_SETTINGS[RAAGS2GuiderNode],
+}
+
+
+@pytest.mark.parametrize("node", list(PATCH_SETTINGS), ids=lambda n: n.__name__)
+def test_a_ksampler_graph_feeds_the_plot_through_the_patched_model(node):
+    """KSampler on a patched MODEL: the plot node takes that MODEL and draws that run, counted like the
+    guider's (its title names the patch node)."""
+    case = tm.build("sd3")
+    with ModelCalls(case.patcher, watch_blocks=False) as probe:
+        model = node.execute(model=probe.patcher, **PATCH_SETTINGS[node]).result[0]
+        (out,) = comfy_nodes.KSampler().sample(model, 5, 8, 5.0, "euler", "simple", case.positive, case.negative,
+                                               {"samples": tm.empty_latent("sd3", batch=2)}, denoise=1.0)
+        calls = list(probe.calls)
+    image = GuidanceTracePlotNode.execute(guider=model, latent=out).result[0]
+    assert title(model.model_options["transformer_options"]["raag_s2_guidance"].methods, guider=False) == \
+        node.define_schema().display_name
+    assert tuple(image.shape) == (1, HEIGHT, WIDTH, 3)
+    assert colour_pixels(image, COLOURS[0]) > 50 and colour_pixels(image, COLOURS[1]) > 50
+    rows = model.model_options["transformer_options"]["raag_s2_guidance"].trace.rows()
+    counts, real = call_counts(rows), counted_passes(calls, 2)
+    assert (counts["full"], counts["subnetwork"]) == (real["full"], real["subnetwork"]) and counts["steps"] == 8
+    assert (colour_pixels(image, S2_SHADE) > 0) == (node is not RAAGModelPatchNode)
+
+
+def test_plot_without_a_pack_guider_or_patched_model_says_why():
+    case = tm.build("sd3")
+    latent = {"samples": case.latent}
+    for other in (case.patcher, comfy_nodes.KSampler(), None):
+        with pytest.raises(ValueError, match="Guidance Trace Plot: guider: expects a guider of this pack or a MODEL"):
+            GuidanceTracePlotNode.execute(guider=other, latent=latent)

@@ -218,7 +218,7 @@ def build_case(spec: ModelSpec, device, dtype, seed: int):
 
 def make_guiders(patcher, case) -> dict:
     import comfy.samplers
-    from raag_s2_guidance.guiders import RAAGConfig, RAAGGuider, RAAGS2Guider, S2Config, S2Guider, StepWindow
+    from raag_s2_guidance.guiders import GuidanceGuider, RAAGConfig, S2Config, StepWindow
 
     cfg = comfy.samplers.CFGGuider(patcher)
     cfg.set_cfg(CFG_SCALE)
@@ -227,10 +227,10 @@ def make_guiders(patcher, case) -> dict:
     guiders = {
         "CFGGuider": cfg,
         CONTROL: control,
-        "RAAG": RAAGGuider(patcher, RAAGConfig(), cfg=CFG_SCALE),
-        "S²": S2Guider(patcher, S2Config(), cfg=CFG_SCALE),
-        "S² [0.2, 0.8]": S2Guider(patcher, S2Config(window=StepWindow(*S2_WINDOW)), cfg=CFG_SCALE),
-        "RAAG + S²": RAAGS2Guider(patcher, RAAGConfig(), S2Config(), cfg=CFG_SCALE),
+        "RAAG": GuidanceGuider(patcher, cfg=CFG_SCALE, raag=RAAGConfig()),
+        "S²": GuidanceGuider(patcher, cfg=CFG_SCALE, s2=S2Config()),
+        "S² [0.2, 0.8]": GuidanceGuider(patcher, cfg=CFG_SCALE, s2=S2Config(window=StepWindow(*S2_WINDOW))),
+        "RAAG + S²": GuidanceGuider(patcher, cfg=CFG_SCALE, raag=RAAGConfig(), s2=S2Config()),
     }
     for guider in guiders.values():
         guider.set_conds(case.positive, case.negative)

@@ -8,9 +8,9 @@ Writes ``gpu_check.md`` and ``gpu_check.json`` under ``--out`` (default ``output
 section, so a run stopped at its time limit still leaves what it measured. Three sections:
 
 1. **No host synchronisation in the per-step path.** ``tests/test_no_host_sync.py``'s own checks, imported
-   from it (not copied): CUDA's sync detector (``torch.cuda.set_sync_debug_mode("error")`` while our
-   ``predict_noise`` runs, off inside ComfyUI's ``calc_cond_batch`` / ``cfg_function``) on every guider
-   configuration and architecture that test lists, its tiny models moved to the GPU; and the host-read
+   from it (not copied): CUDA's sync detector (``torch.cuda.set_sync_debug_mode("error")`` while the
+   engine's ``predict`` runs, off inside ComfyUI's ``calc_cond_batch`` / ``cfg_function``) on every guider
+   and model-patch configuration and architecture that test lists, its tiny models moved to the GPU; and the host-read
    interception (``HostSyncCheck``, device independent). Each check first proves it can fail: a host read
    added to ``guidance_ratio`` must be caught. Without a CUDA device the CUDA part is reported as
    "not run: no CUDA device".
@@ -82,7 +82,13 @@ QUICK = {
 }
 DEFAULT_ARCHS = "sd3,flux,wan21"
 # The host-read interception in --quick: one run per guider (the full check runs all of the test's RUNS).
-QUICK_SYNC_RUNS = [("sd3", "raag_per_sample", "euler"), ("sd3", "s2", "euler"), ("flux", "raag_s2", "euler")]
+QUICK_SYNC_RUNS = [("sd3", "raag_per_sample", "euler"), ("sd3", "s2", "euler"), ("flux", "raag_s2", "euler"),
+                   ("sd3", "raag_s2_patch", "euler")]
+
+
+PATCHES_COVERED = ("MODEL-patch nodes: covered. They run the same engine as the guider nodes (its `predict`, "
+                   "which these checks instrument) under core's CFGGuider, as KSampler samples them: the `*_patch` "
+                   "rows.")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -160,7 +166,7 @@ def cuda_sync_checks(runs) -> list[dict]:
     import pytest
     import tiny_models
     import torch
-    from raag_s2_guidance.guiders import base
+    from raag_s2_guidance.guiders import engine
 
     sync = _sync_module()
     rows = []
@@ -192,7 +198,7 @@ def cuda_sync_checks(runs) -> list[dict]:
 
     def control_injected():
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(base, "guidance_ratio", sync._syncing(base.guidance_ratio))
+            mp.setattr(engine, "guidance_ratio", sync._syncing(engine.guidance_ratio))
             model, guider = _guider(sync, "sd3", "raag_per_sample", True)
             with sync.cuda_sync_errors_in_our_code(mp):
                 tiny_models.sample(model, guider, steps=sync.STEPS, seed=3)
@@ -208,10 +214,10 @@ def cuda_sync_checks(runs) -> list[dict]:
                 out = tiny_models.sample(model, guider, sampler_name=sampler, steps=sync.STEPS, seed=3)
             if not bool(torch.isfinite(out).all()):
                 raise ValueError("non-finite output")
-            if len(guider.trace.rows()) < sync.STEPS:
-                raise ValueError("the guider's predict_noise did not run every step")
+            if len(sync.trace_rows(guider)) < sync.STEPS:
+                raise ValueError("the engine's predict did not run every step")
 
-        record("no CUDA sync in predict_noise", arch, case, sampler, run, False)
+        record("no CUDA sync in the engine's predict", arch, case, sampler, run, False)
     return rows
 
 
@@ -219,14 +225,14 @@ def host_read_checks(runs) -> list[dict]:
     """``HostSyncCheck`` (host reads of device tensors from guiders/ code), first its control."""
     import pytest
     import tiny_models
-    from raag_s2_guidance.guiders import base
+    from raag_s2_guidance.guiders import engine
 
     sync = _sync_module()
     rows = []
 
     def control():
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(base, "guidance_ratio", sync._syncing(base.guidance_ratio))
+            mp.setattr(engine, "guidance_ratio", sync._syncing(engine.guidance_ratio))
             model, guider = _guider(sync, "sd3", "raag_per_sample", False)
             try:
                 with sync.checking_host_syncs(mp):
@@ -245,8 +251,8 @@ def host_read_checks(runs) -> list[dict]:
                 return "FAIL: " + str(exc).splitlines()[0][:200]
         if check.violations:
             return "FAIL: " + "; ".join(check.violations)[:200]
-        if len(guider.trace.rows()) < sync.STEPS:
-            return "FAIL: the guider's predict_noise did not run every step"
+        if len(sync.trace_rows(guider)) < sync.STEPS:
+            return "FAIL: the engine's predict did not run every step"
         return "pass"
 
     jobs = [("control: a host read added to guidance_ratio is caught", "sd3", "raag_per_sample", "euler", control)]
@@ -260,21 +266,6 @@ def host_read_checks(runs) -> list[dict]:
         rows.append(dict(check=check, arch=arch, guider=case, sampler=sampler, result=result,
                          seconds=round(time.perf_counter() - started, 2)))
     return rows
-
-
-def model_patch_nodes() -> list[str]:
-    """The pack's MODEL-patch nodes (a MODEL in, a MODEL out): none has a sync check here yet, so any that
-    exists is named in the report rather than silently passed over."""
-    from raag_s2_guidance.nodes import NODES
-
-    found = []
-    for node in NODES:
-        schema = node.define_schema()
-        types_in = {getattr(i, "io_type", None) for i in schema.inputs or []}
-        types_out = {getattr(o, "io_type", None) for o in schema.outputs or []}
-        if "MODEL" in types_in and "MODEL" in types_out:
-            found.append(node.__name__)
-    return found
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -407,11 +398,7 @@ def render(state: dict) -> str:
         lines += _sync_table(sync["cuda"]["checks"]) if sync["cuda"]["status"] == "run" else [sync["cuda"]["status"]]
         lines += ["", "### Host-read interception (`tests/test_no_host_sync.py`'s `HostSyncCheck`)", ""]
         lines += _sync_table(sync["host_reads"])
-        patch_nodes = sync["model_patch_nodes"]
-        lines += ["", "MODEL-patch nodes: " + ("the pack has none." if not patch_nodes else
-                                               "not covered by these checks yet: " + ", ".join(patch_nodes)
-                                               + " (their hooks run outside `GuidanceGuider.predict_noise`, "
-                                               "which these checks instrument)"), ""]
+        lines += ["", PATCHES_COVERED, ""]
     lines += ["## 2. Overhead over CFGGuider", ""]
     table = ["| model | guider | ms / step | × CFGGuider | bound | model calls (rows) / step | p | f "
              "| peak memory | vs CFGGuider | result |",
@@ -488,7 +475,7 @@ def main(argv=None) -> int:
         python=platform.python_version(), dtype=str(dtype).removeprefix("torch."), command=command,
         started_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"), started=time.perf_counter(), seconds=0.0,
         steps=args.steps, repeats=args.repeats, archs=args.archs,
-        sync=dict(status="skipped", cuda=dict(status="skipped", checks=[]), host_reads=[], model_patch_nodes=[]),
+        sync=dict(status="skipped", cuda=dict(status="skipped", checks=[]), host_reads=[]),
         overhead=[], targets=[], errors=[], all_targets_met=None,
     )
     md_path, json_path = out_dir / "gpu_check.md", out_dir / "gpu_check.json"
@@ -518,7 +505,6 @@ def main(argv=None) -> int:
         runs = list(sync.RUNS) if not args.quick else QUICK_SYNC_RUNS
         state["sync"]["status"] = "run"
         try:
-            state["sync"]["model_patch_nodes"] = model_patch_nodes()
             if cuda and device.type == "cuda":
                 state["sync"]["cuda"] = dict(status="run", checks=cuda_sync_checks(runs))
             else:

@@ -16,6 +16,8 @@ import torch
 from demo_data import random_colours
 from raag_s2_guidance import guiders
 from raag_s2_guidance.demo_model import SPEC, Prompt, model, spec
+from raag_s2_guidance.guiders import blocks
+from raag_s2_guidance.guiders.s2 import draw_mask
 from tiny_models import sample_latent
 
 
@@ -40,13 +42,26 @@ class Run:
     trace: list = field(default_factory=list)  # GuidanceTrace.rows() (pack guiders only)
 
 
-class TowardsSubnetwork(guiders.S2Guider):
+class TowardsSubnetwork(comfy.samplers.CFGGuider):
     """A diagnostic, not a feature: S² with the sign of its term flipped, D = CFG + omega (D_sub - D_c),
     a step *towards* the sub-network. S² assumes the sub-network is the worse predictor; where this
-    beats S² on a model, that premise fails there."""
+    beats S² on a model, that premise fails there. Built here from the pack's pieces (S²'s mask for the
+    call's seed and sigma, its sub-network pass), so the product has no switch for it."""
 
-    def _s2_correction(self, cond_pred, sub_pred):
-        return -super()._s2_correction(cond_pred, sub_pred)
+    def __init__(self, model_patcher, s2: guiders.S2Config, cfg: float):
+        super().__init__(model_patcher)
+        self.s2 = s2
+        self.set_cfg(cfg)
+
+    def predict_noise(self, x, timestep, model_options={}, seed=None):  # noqa: B006 (core's signature)
+        positive, negative = self.conds["positive"], self.conds["negative"]
+        model = self.inner_model
+        cond, uncond = comfy.samplers.calc_cond_batch(model, [positive, negative], x, timestep, model_options)
+        arch = blocks.architecture_of(model.diffusion_model)
+        dropped = draw_mask(blocks.eligible_blocks(arch, model.diffusion_model), self.s2.drop_ratio, seed or 0,
+                            float(timestep.reshape(-1)[0]))
+        sub = blocks.subnetwork_prediction(model, arch, model_options, dropped, positive, negative, x, timestep)
+        return uncond + (cond - uncond) * self.cfg + (sub - cond) * self.s2.omega
 
 
 class DemoModel:
@@ -72,14 +87,14 @@ class DemoModel:
             g = comfy.samplers.CFGGuider(m)
             g.set_cfg(method.cfg)
         elif method.kind == "raag":
-            g = guiders.RAAGGuider(m, guiders.RAAGConfig(method.w_max, method.alpha), cfg=method.cfg)
+            g = guiders.GuidanceGuider(m, cfg=method.cfg, raag=guiders.RAAGConfig(method.w_max, method.alpha))
         elif method.kind == "s2":
-            g = guiders.S2Guider(m, guiders.S2Config(method.omega, method.drop_ratio), cfg=method.cfg)
+            g = guiders.GuidanceGuider(m, cfg=method.cfg, s2=guiders.S2Config(method.omega, method.drop_ratio))
         elif method.kind == "s2_towards":
             g = TowardsSubnetwork(m, guiders.S2Config(method.omega, method.drop_ratio), cfg=method.cfg)
         elif method.kind == "raag_s2":
-            g = guiders.RAAGS2Guider(m, guiders.RAAGConfig(method.w_max, method.alpha),
-                                     guiders.S2Config(method.omega, method.drop_ratio))
+            g = guiders.GuidanceGuider(m, raag=guiders.RAAGConfig(method.w_max, method.alpha),
+                                       s2=guiders.S2Config(method.omega, method.drop_ratio))
         else:
             raise ValueError(f"unknown method kind {method.kind!r}")
         g.set_conds(positive, negative)

@@ -281,7 +281,7 @@ class Workflow:
         if target_input["link"] is not None:
             raise ValueError(f"{self.name}: {target.type}.{input_name} is already linked")
         kind = source.outputs[slot]["type"]
-        if target_input["type"] != kind:
+        if kind not in target_input["type"].split(","):  # an input may accept several types: "GUIDER,MODEL"
             raise ValueError(f"{self.name}: {source.type}[{slot}] is {kind}, {target.type}.{input_name} wants "
                              f"{target_input['type']}")
         link_id = len(self.links) + 1
@@ -818,8 +818,7 @@ def s2_ksampler_wan21_t2v(infos) -> Workflow:
         "EmptyHunyuanLatentVideo", width=832, height=480, length=33, batch_size=1)
     ksampler_branch(wf, (shift, 0), (vae, 0), prompts, PACK_PREFIX + "S2ModelPatch", x + 520,
                     title="S² (model patch)", prefix="s2_ksampler_wan21/s2", group="S² through KSampler: 30 steps",
-                    patch={"omega": 0.25, "drop_ratio": 0.1, "start_percent": 0.0, "end_percent": 1.0,
-                           "seed": SEED},
+                    patch={"omega": 0.25, "drop_ratio": 0.1, "start_percent": 0.0, "end_percent": 1.0},
                     sampler={"steps": 30, "cfg": 5.0, "sampler_name": "uni_pc", "scheduler": "simple",
                              "denoise": 1.0},
                     video_fps=16.0)
@@ -831,8 +830,7 @@ after the KSampler's CFG, one extra conditional pass per step through a sub-netw
 DiT blocks skipped at random, D = CFG − omega (D_sub − D_c).
 
 - **The KSampler's cfg** is S²'s lambda (paper: 5 for Wan), omega 0.25.
-- **Seed**: a model patch cannot see the KSampler's seed, so the S² node has its own seed for the block
-  masks (here {SEED}, the KSampler's): the same seed gives the same masks.
+- **Seed**: the KSampler's seed also seeds S²'s random block masks: the same seed gives the same video.
 
 Cost: 3 model passes per step instead of 2.
 
@@ -861,10 +859,10 @@ def demo_ksampler(infos) -> Workflow:
         ("RAAGModelPatch", "RAAG (model patch)", {"w_max": 8.0, "alpha": 4.0, "ratio_mode": "per_sample",
                                                   "start_percent": 0.0, "end_percent": 1.0}),
         ("S2ModelPatch", "S² (model patch)", {"omega": 0.25, "drop_ratio": 0.1, "start_percent": 0.0,
-                                              "end_percent": 1.0, "seed": SEED}),
+                                              "end_percent": 1.0}),
         ("RAAGS2ModelPatch", "RAAG + S² (model patch)", {"w_max": 8.0, "alpha": 4.0, "ratio_mode": "per_sample",
                                                          "omega": 0.25, "drop_ratio": 0.1, "start_percent": 0.0,
-                                                         "end_percent": 1.0, "seed": SEED}),
+                                                         "end_percent": 1.0}),
     ]
     for patch_type, title, widgets in branches:
         patched = wf.add(PACK_PREFIX + patch_type, x, y, title=title, colour=BLUE, **widgets)
@@ -879,7 +877,13 @@ def demo_ksampler(infos) -> Workflow:
         wf.connect(sample, 0, decode, "samples")
         save = wf.below(decode, "SaveImage", box_h=300, filename_prefix=f"demo_ksampler/{patch_type}")
         wf.connect(decode, 0, save, "images")
-        members = [patched, sample, decode, save]
+        plot = wf.add(PACK_PREFIX + "TracePlot", decode.right + 60, y, title=f"{title}: trace")
+        wf.connect(patched, 0, plot, "guider")
+        wf.connect(sample, 0, plot, "latent")
+        plot_save = wf.below(plot, "SaveImage", box_w=420, box_h=340,
+                             filename_prefix=f"demo_ksampler/{patch_type}_trace")
+        wf.connect(plot, 0, plot_save, "images")
+        members = [patched, sample, decode, save, plot, plot_save]
         wf.group(f"{title} through KSampler: 10 steps", members)
         y = max(n.bottom for n in members) + 140
     wf.note("""
@@ -893,7 +897,9 @@ prompts with the same seed; press **Run** and compare the rows.
   this small model; the paper's 18 / 12 are for SD3.5-Large). KSampler's `cfg` is only used outside
   RAAG's window.
 - **S² (model patch)**: KSampler's `cfg` is lambda; S² adds one extra conditional pass per step.
-  Its masks come from the patch's own `seed` (a patch cannot see KSampler's seed).
+  Its random block masks come from KSampler's `seed`: the same seed, the same picture.
+- **Guidance Trace Plot** (right): the patched MODEL and KSampler's output feed it; it draws what that
+  KSampler run did (RAAG's ratio and scale per image, the steps that ran S²'s extra pass).
 - Change the prompts in the green node: one per line, `[colour] [digit] [on colour]`.
 """, -500, 0, box_h=520)
     return wf

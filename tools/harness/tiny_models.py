@@ -71,7 +71,7 @@ class _Spec:
     extras: dict = field(default_factory=dict)  # cond key -> shape without batch, "mask" or None
     block_lists: tuple = ()     # attribute names of the diffusion model's block lists
     # Where the running ComfyUI declares this model's parameters: a dataclass ("...Params") or the
-    # model class itself (keyword arguments). The config is fitted to it (guiders.compat), so one spec
+    # model class itself (keyword arguments). The config is fitted to it (demo_model/fit.py), so one spec
     # builds the model on every supported version.
     params: str | None = None
     # A class the family needs (dotted path): where the running ComfyUI lacks it, the family is
@@ -322,7 +322,7 @@ def _fitted(spec: _Spec, unet_config: dict) -> dict:
     module, name = spec.params.rsplit(".", 1)
     target = getattr(importlib.import_module(module), name)
     comfy_env.load_pack()  # the pack's own adapter (also inside a server process, by the test nodes)
-    compat = importlib.import_module(comfy_env.PACK_NAME + ".guiders.compat")
+    compat = importlib.import_module(comfy_env.PACK_NAME + ".demo_model.fit")
     if dataclasses.is_dataclass(target):
         return compat.fit_params(target, unet_config, keep=("image_model",))
     return compat.fit_kwargs(target, unet_config)

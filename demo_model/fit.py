@@ -1,17 +1,11 @@
-"""How the pack adapts to the ComfyUI it runs in: by asking that ComfyUI, never by its version number.
-
-- ``fit_params``: a model configuration with exactly the fields the running version's parameter
-  dataclass declares (0.3.x rejects unknown keys; newer releases made new fields required).
-- ``core_category``: the menu category of one of core's own nodes (core moved its guiders from
-  ``sampling/custom_sampling/guiders`` to ``model/sampling/guiders``; ours follow core's).
-- ``schema_accepts``: whether the running ``io.Schema`` has an optional field (``search_aliases``...).
-"""
+"""A model configuration fitted to the running ComfyUI, by asking it (its parameter dataclasses, its
+model classes' ``__init__``), never by its version number: 0.3.x rejects unknown keys, and newer
+releases made new fields required. Used by the demo model's loader and the tests' tiny models."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
 import inspect
 from typing import Any
 
@@ -66,27 +60,3 @@ def fit_kwargs(model_class: type, config: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"{model_class.__qualname__} of this ComfyUI takes no {key!r} "
                              f"(the configuration sets it to {value!r})")
     return fitted
-
-
-def _schema(node_class) -> Any:
-    """The schema of a core node, V3 (``define_schema``) or V1 (class attributes)."""
-    define = getattr(node_class, "define_schema", None)
-    return define() if callable(define) else None
-
-
-def core_category(module: str, node_name: str, fallback: str) -> str:
-    """The category of core node ``node_name`` (defined in ``module``) on the running ComfyUI."""
-    try:
-        node_class = getattr(importlib.import_module(module), node_name)
-    except (ImportError, AttributeError):
-        return fallback
-    schema = _schema(node_class)
-    category = getattr(schema, "category", None) if schema is not None else getattr(node_class, "CATEGORY", None)
-    return category or fallback
-
-
-def schema_accepts(field: str) -> bool:
-    """Whether the running ComfyUI's ``io.Schema`` has the (optional) field ``field``."""
-    from comfy_api.latest import io
-
-    return field in {f.name for f in dataclasses.fields(io.Schema)}
