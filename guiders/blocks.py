@@ -9,6 +9,16 @@ Each architecture is a list of block groups. A group either
   the sub-network pass's own model_options) and restored in ``finally``. Block lists keep their length
   (HiDream and Chroma index per-block inputs by position).
 
+**Prefix reuse.** Up to the first dropped block the sub-network computes exactly what the full network
+computes on the same rows. For rows whose groups all have dit hooks (and no state passed from block to
+block outside the streams, ``Architecture.reuse``), the full pass keeps what the first dropped block
+receives, for the rows the sub-network pass batches (``Prefix``); that pass then skips every block before
+it and starts there. Whatever a block loop does between blocks (ControlNet residuals, rope, modulation,
+VACE hints) is recomputed in the sub-network pass as before; only the blocks' work is saved. Where the full
+pass did not hand the first dropped block those rows exactly once (area or several conds, low-memory
+chunking, context windows, a loop that ignores the hook, several GPUs), the pass runs whole, as without
+reuse.
+
 Block counts are read from the loaded model at run time; nothing here assumes a model size.
 """
 
@@ -97,7 +107,14 @@ class Architecture:
     model_class: str  # dotted path of the diffusion model class
     groups: tuple[BlockGroup, ...]
     since: str = "0.3.75"  # documentation only: the oldest ComfyUI release of the test matrix with the class
+    # Why the sub-network pass cannot start mid-way although every group has a dit hook ("": it can)
+    whole_pass: str = ""
     resolved: type | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def reuse(self) -> bool:
+        """Whether the sub-network pass can start at the first dropped block (see the module docstring)."""
+        return not self.whole_pass and all(group.passthrough is None for group in self.groups)
 
     def __post_init__(self):
         object.__setattr__(self, "resolved", _resolve(self.model_class))
@@ -131,7 +148,8 @@ TABLE: tuple[Architecture, ...] = (
                  (BlockGroup("block", _attribute("blocks"), _first_argument),)),
     Architecture("AuraFlow", "comfy.ldm.aura.mmdit.MMDiT",
                  _dit(("double_block", "double_layers"), ("single_block", "single_layers"))),
-    Architecture("HunyuanDiT 1.0 / 1.1", "comfy.ldm.hydit.models.HunYuanDiT", _dit(("double_block", "blocks"))),
+    Architecture("HunyuanDiT 1.0 / 1.1", "comfy.ldm.hydit.models.HunYuanDiT", _dit(("double_block", "blocks")),
+                 whole_pass="long skip connections carry block outputs past the dit hooks"),
     Architecture("Mochi", "comfy.ldm.genmo.joint_model.asymm_models_joint.AsymmDiTJoint",
                  _dit(("double_block", "blocks"))),
     Architecture("PixArt α / Σ", "comfy.ldm.pixart.pixartms.PixArtMS",
@@ -142,7 +160,8 @@ TABLE: tuple[Architecture, ...] = (
                  (BlockGroup("layer", _attribute("layers"), _first_argument),)),
     # args["x"] is the visual stream (the text stream has its own, never dropped, blocks)
     Architecture("Kandinsky 5 (video, image)", "comfy.ldm.kandinsky5.model.Kandinsky5",
-                 _dit(("double_block", "visual_transformer_blocks")), since="0.33.0"),
+                 _dit(("double_block", "visual_transformer_blocks")), since="0.33.0",
+                 whole_pass="core's own original_block of a replaced block fails (ComfyUI 0.33)"),
     Architecture("Lens", "comfy.ldm.lens.model.LensTransformer2DModel",
                  _dit(("double_block", "transformer_blocks")), since="0.33.0"),
     Architecture("MageFlow", "comfy.ldm.mage_flow.model.MageFlowTransformer2DModel",
@@ -253,20 +272,103 @@ def has_attention_patches(model_options: dict) -> bool:
 
 
 def subnetwork_prediction(model, arch: Architecture, model_options: dict, dropped: Sequence[tuple[str, int]],
-                          positive, negative, x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
-    """S²'s D_sub: the positive prompt through the model with ``dropped`` skipped (then checked).
+                          positive, negative, x: torch.Tensor, timestep: torch.Tensor,
+                          prefix: Prefix | None = None) -> torch.Tensor:
+    """S²'s D_sub: the positive prompt through the model with ``dropped`` skipped (then checked), started
+    at the first dropped block where ``prefix`` kept what it receives.
 
     With attention patches on the model (core's NAG pairs each positive row with its negative row
     inside one batch) the pass batches the negative too, so it sees the same patches as the full
     conditional pass; that second row's output is not used."""
     import comfy.samplers
 
-    plan = drop_plan(arch, model_options, dropped)
-    paired = negative is not None and has_attention_patches(model_options)
-    conds = [positive, negative] if paired else [positive]
-    sub = comfy.samplers.calc_cond_batch(model, conds, x, timestep, plan.options)[0]
+    plan = drop_plan(arch, model_options, dropped, prefix if prefix is not None and prefix.complete() else None)
+    sub = comfy.samplers.calc_cond_batch(model, subnetwork_conds(positive, negative, model_options), x, timestep,
+                                         plan.options)[0]
     plan.check(model.diffusion_model)
     return sub
+
+
+def subnetwork_conds(positive, negative, model_options: dict) -> list:
+    return [positive, negative] if negative is not None and has_attention_patches(model_options) else [positive]
+
+
+def _rows(value, chunk: int, count: int):
+    """Rows [chunk * n, (chunk + 1) * n) of a batch of ``count`` equal chunks; tuples (LTX-2's (video, audio)
+    streams) item by item."""
+    if isinstance(value, (tuple, list)):
+        return type(value)(_rows(v, chunk, count) for v in value)
+    n = value.shape[0] // count
+    return value[chunk * n:(chunk + 1) * n].clone()
+
+
+def _cat(values: list):
+    if isinstance(values[0], (tuple, list)):
+        return type(values[0])(_cat(list(parts)) for parts in zip(*values))
+    return torch.cat(values) if len(values) > 1 else values[0]
+
+
+# The hidden states a dit block loop reads back from a replacement.
+STREAMS = ("img", "txt")
+
+
+@dataclass
+class Prefix:
+    """The full pass's input to the first dropped block, for the rows the sub-network pass batches
+    (``needed``: core's cond_or_uncond marks, 0 = the positive prompt, 1 = the negative). Lives for one
+    model call: the engine drops it after the sub-network pass."""
+
+    block: tuple[str, int]
+    skipped: tuple[tuple[str, int], ...]  # the blocks before it, in the order the loop runs them
+    needed: tuple[int, ...]
+    kept: dict = field(default_factory=dict)  # mark -> {stream: rows}
+    seen: dict = field(default_factory=dict)  # mark -> how many times the block received it
+
+    def complete(self) -> bool:
+        """Each needed row set reached the block exactly once (else the sub-network pass runs whole)."""
+        return all(self.seen.get(mark) == 1 for mark in self.needed)
+
+    def recorder(self, existing: Callable | None) -> Callable:
+        """The full pass's replacement of the block: keeps the needed rows, then runs the block as before."""
+        def record(args, extra):
+            marks = list(args.get("transformer_options", {}).get("cond_or_uncond", ()))
+            for mark in self.needed:
+                self.seen[mark] = self.seen.get(mark, 0) + marks.count(mark)
+                if marks.count(mark) == 1:
+                    self.kept[mark] = {key: _rows(args[key], marks.index(mark), len(marks))
+                                       for key in STREAMS if key in args}
+            return existing(args, extra) if existing is not None else extra["original_block"](args)
+        return record
+
+    def start(self, args, extra):
+        """The sub-network pass's replacement of the block (dropped): its output is what it would have
+        received, the kept rows in this call's order."""
+        marks = args["transformer_options"]["cond_or_uncond"]
+        out = dict(args)
+        for key in self.kept[self.needed[0]]:
+            out[key] = _cat([self.kept[mark][key] for mark in marks])
+            if _shape(out[key]) != _shape(args[key]):
+                raise RuntimeError(f"S² prefix reuse: {key} {_shape(out[key])} kept, {_shape(args[key])} here")
+        return out
+
+
+def _shape(value):
+    return tuple(_shape(v) for v in value) if isinstance(value, (tuple, list)) else tuple(value.shape)
+
+
+def prefix_plan(arch: Architecture, model_options: dict, dropped: Sequence[tuple[str, int]], paired: bool,
+                diffusion_model: torch.nn.Module) -> tuple[dict, Prefix | None]:
+    """The full pass's model_options (a copy keeping the first dropped block's input) and the ``Prefix``
+    it fills; ``(model_options, None)`` where the row cannot start mid-way or the pass spans several GPUs."""
+    if not dropped or not arch.reuse or "multigpu_clones" in model_options:
+        return model_options, None
+    order = [(group.name, i) for group in arch.groups for i in range(len(group.find(diffusion_model)))]
+    first = dropped[0]
+    prefix = Prefix(first, tuple(order[:order.index(first)]), (0, 1) if paired else (0,))
+    options = comfy.model_patcher.create_model_options_clone(model_options)
+    existing = options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {}).get(first)
+    comfy.model_patcher.set_model_options_patch_replace(options, prefix.recorder(existing), "dit", *first)
+    return options, prefix
 
 
 def _recording(block: tuple[str, int], used: set, replacement: Callable) -> Callable:
@@ -277,10 +379,14 @@ def _recording(block: tuple[str, int], used: set, replacement: Callable) -> Call
     return replaced
 
 
-def drop_plan(arch: Architecture, model_options: dict, dropped: Sequence[tuple[str, int]]) -> DropPlan:
-    """Builds the sub-network pass's model_options. The caller's dict (and the model's own options)
-    are never modified."""
-    options = comfy.model_patcher.create_model_options_clone(model_options)
+def drop_plan(arch: Architecture, model_options: dict, dropped: Sequence[tuple[str, int]],
+              prefix: Prefix | None = None) -> DropPlan:
+    """Builds the sub-network pass's model_options: ``dropped`` skipped, and with a complete ``prefix`` the
+    blocks before the first dropped one too, that one handing on the kept input. The caller's dict (and
+    the model's own options) are never modified. The pass runs on one device (core's DualModelGuider runs
+    its extra pass so too): a multi-GPU split of one conditional row has nothing to share."""
+    options = {k: v for k, v in model_options.items() if k != "multigpu_clones"}
+    options = comfy.model_patcher.create_model_options_clone(options)
     transformer_options = options.setdefault("transformer_options", {})
     transformer_options[PASS_MARKER] = tuple(dropped)
     for by_key in transformer_options.get("wrappers", {}).values():  # a copy: the full passes keep theirs
@@ -289,10 +395,13 @@ def drop_plan(arch: Architecture, model_options: dict, dropped: Sequence[tuple[s
     plan = DropPlan(arch, tuple(dropped), options)
     by_name = {group.name: group for group in arch.groups}
     overridden = []
+    for block in prefix.skipped if prefix is not None else ():
+        comfy.model_patcher.set_model_options_patch_replace(options, _skip_patch, "dit", *block)
     for name, index in dropped:
         group = by_name[name]
         if group.passthrough is None:
-            patch = _recording((name, index), plan.used, _skip_patch)
+            skip = prefix.start if prefix is not None and (name, index) == prefix.block else _skip_patch
+            patch = _recording((name, index), plan.used, skip)
             comfy.model_patcher.set_model_options_patch_replace(options, patch, "dit", name, index)
         else:
             overridden.append((group, index, _recording((name, index), plan.used, group.passthrough)))

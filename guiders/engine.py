@@ -170,7 +170,12 @@ def predict(guider, run: Run, x, timestep, model_options={}, seed=None):  # noqa
                    and not model_options.get("disable_cfg1_optimization", False))
     uncond = None if skip_uncond else negative
     conds = [positive, uncond]
-    out = _calc_cond_batch(model, conds, x, timestep, model_options)
+    dropped, prefix, full_options = (), None, model_options
+    if s2_on:  # the mask depends only on seed and sigma: drawn first, so the full pass can keep the prefix
+        dropped = draw_mask(run.eligible, guidance.s2.drop_ratio, run.seed, sigma)
+        paired = len(blocks.subnetwork_conds(positive, uncond, model_options)) > 1
+        full_options, prefix = blocks.prefix_plan(run.arch, model_options, dropped, paired, model.diffusion_model)
+    out = _calc_cond_batch(model, conds, x, timestep, full_options)
     cond_pred, uncond_pred = out[0], out[1]
 
     scale, rho = guider.cfg, None
@@ -181,12 +186,13 @@ def predict(guider, run: Run, x, timestep, model_options={}, seed=None):  # noqa
         if raag_on:
             scale = _scale_for_hooks(raag_scale(rho, guidance.raag.w_max, guidance.raag.alpha), guidance.raag,
                                      cond_pred)
-    dropped, deviation = (), None
+    deviation, reused = None, False
     if s2_on:
         comfy.model_management.throw_exception_if_processing_interrupted()
-        dropped = draw_mask(run.eligible, guidance.s2.drop_ratio, run.seed, sigma)
+        reused = prefix is not None and prefix.complete()
         sub_pred = blocks.subnetwork_prediction(model, run.arch, model_options, dropped, positive, uncond, x,
-                                                timestep)
+                                                timestep, prefix=prefix)
+        prefix = None  # the kept state goes with the pass that used it
         if uncond is not None:
             deviation = subnetwork_deviation(cond_pred, uncond_pred, sub_pred)
         model_options = _with_first_post_cfg(model_options, s2_term(cond_pred, sub_pred, guidance.s2.omega))
@@ -198,7 +204,7 @@ def predict(guider, run: Run, x, timestep, model_options={}, seed=None):  # noqa
                                          cond=positive, uncond=uncond)
     guidance.trace.record(TraceEntry(step=step, sigma=timestep.detach(),
                                      scale=scale.flatten() if torch.is_tensor(scale) else scale,
-                                     rho=rho, dropped=dropped, deviation=deviation))
+                                     rho=rho, dropped=dropped, deviation=deviation, reused=reused))
     return result
 
 

@@ -19,6 +19,7 @@ class TraceEntry:
     rho: torch.Tensor | None  # [B] RAAG ratio, None where no unconditional pass ran
     dropped: tuple[tuple[str, int], ...]  # S² blocks dropped in this call; () if no sub-network pass
     deviation: torch.Tensor | None  # [B] ||D_sub - D_c|| / ||D_c - D_u||, None without S²
+    reused: bool = False  # the sub-network pass started at the first dropped block (blocks.Prefix)
 
 
 def _floats(value, batch: int) -> list[float] | None:
@@ -54,5 +55,6 @@ class GuidanceTrace:
                 "rho": _floats(e.rho, batch),
                 "dropped": [list(d) for d in e.dropped],
                 "deviation": _floats(e.deviation, batch),
+                "reused": e.reused,
             })
         return rows

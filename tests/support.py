@@ -137,7 +137,9 @@ class HookRecorder:
 
 def fail_inside(patcher, which: str, failure: str, seen_overrides: list | None = None):
     """Makes the model fail from inside a pass, ``which`` = "full" or "subnetwork": a forward pre-hook
-    on a leaf of the first block (never dropped) raises, with an exception or as a user's interrupt.
+    on the diffusion model's first leaf outside its blocks (the input embedding, which every pass runs,
+    also a sub-network pass that starts at its first dropped block) raises, with an exception or as a
+    user's interrupt.
     An APPLY_MODEL wrapper on the returned patcher clone tells the hook which pass is running.
     ``seen_overrides`` receives the blocks' forward overrides in place when it fails.
     Returns (patcher, hook handle): remove the handle afterwards."""
@@ -156,8 +158,9 @@ def fail_inside(patcher, which: str, failure: str, seen_overrides: list | None =
                 comfy.model_management.throw_exception_if_processing_interrupted()
             raise RuntimeError(f"boom in the {which} pass")
 
-    first_block = next(iter(block_modules(patcher).values()))
-    leaf = next(m for m in first_block.modules() if not list(m.children()))
+    in_blocks = {id(m) for block in block_modules(patcher).values() for m in block.modules()}
+    leaf = next(m for m in patcher.model.diffusion_model.modules()
+                if not list(m.children()) and id(m) not in in_blocks and list(m.parameters()))
     marked = patcher.clone()
     marked.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test-mark", mark)
     return marked, leaf.register_forward_pre_hook(fail)

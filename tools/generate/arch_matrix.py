@@ -50,14 +50,16 @@ def render() -> str:
     blocks = _blocks_module()
     lines = [
         "| architecture | ComfyUI model class | block stacks S² drops from (the first block of each is kept) "
-        "| how | needs ComfyUI |",
-        "| --- | --- | --- | --- | --- |",
+        "| how | sub-network pass starts at the first dropped block | needs ComfyUI |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for arch in blocks.TABLE:
         stacks = ", ".join(_stack(g) for g in arch.groups)
         how = _how(arch.groups)
+        reuse = "yes" if arch.reuse else ("no: forward overrides" if any(g.passthrough for g in arch.groups)
+                                          else f"no: {arch.whole_pass}")
         lines.append(f"| {arch.label} | `{arch.model_class.removeprefix('comfy.ldm.')}` | {stacks} | {how} "
-                     f"| {arch.since} |")
+                     f"| {reuse} | {arch.since} |")
     return "\n".join(lines) + "\n"
 
 
