@@ -47,8 +47,13 @@ train-demo: setup
 	$(PY) tools/demo/train_demo.py
 
 # The GPU check (issue #15): CUDA no-host-sync checks, the real-size overhead table and S² at depth, in one run
-# (< 8 min on one H200), written to output/gpu_check/gpu_check.{md,json}. GPU_ARGS="--quick": its CPU mode.
+# (< 10 min on one H200, the in-process suite on CUDA included), written to output/gpu_check/gpu_check.{md,json}. GPU_ARGS="--quick": its CPU mode.
 GPU_ARGS ?=
-.PHONY: gpu-check
+.PHONY: gpu-check gpu-bundle
 gpu-check: setup
 	TORCH_CPP_LOG_LEVEL=ERROR $(PY) tools/bench/gpu_check.py $(GPU_ARGS)
+
+# For a GPU machine without a package index: .cache/gpu-bundle (wheels + ComfyUI) prepared here; there run
+# `bash tools/bench/gpu_run.sh` with that folder carried along (the whole check: sync, overhead, the suite).
+gpu-bundle:
+	@bash tools/runtime/gpu_bundle.sh

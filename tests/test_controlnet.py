@@ -32,7 +32,7 @@ def _tiny_sd3_controlnet(case: tm.TinyCase, seed: int = 5):
     model.load_state_dict(tm._init_weights(model, seed), strict=True)
     # no latent format: the hint is already a latent (core's loader sets one, with a VAE to encode images)
     return comfy.controlnet.ControlNet(model, compression_ratio=1, latent_format=None,
-                                      load_device=torch.device("cpu"), manual_cast_dtype=None)
+                                      load_device=tm.DEVICE, manual_cast_dtype=None)
 
 
 def _with_control(conditioning: list, applied) -> list:

@@ -237,6 +237,7 @@ def test_inpainting_rho_is_measured_inside_the_mask():
     region = comfy.sampler_helpers.prepare_mask(mask, start.shape, start.device)
     ms = case.patcher.get_model_object("model_sampling")
     for pre, row in zip(rec.pre, guider.trace.rows()):
+        region = region.to(pre["x"].device)
         inside = guidance_ratio(pre["cond"], pre["uncond"], flow_anchor(ms, pre["x"], pre["sigma"]), region=region)
         whole = guidance_ratio(pre["cond"], pre["uncond"], flow_anchor(ms, pre["x"], pre["sigma"]))
         assert row["rho"][0] == pytest.approx(inside.item(), rel=1e-5)

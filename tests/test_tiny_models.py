@@ -61,7 +61,8 @@ def test_conditioning_batch_and_seed(arch):
 
 def test_sd3_checkpoint_loads_through_unet_loader_path(tmp_path):
     path = tm.write_tiny_sd3_checkpoint(tmp_path / "tiny_sd3.safetensors", seed=0)
-    patcher = comfy.sd.load_diffusion_model(str(path))
+    # float32 as the built model (on a GPU the loader would pick a half-precision inference dtype)
+    patcher = comfy.sd.load_diffusion_model(str(path), model_options={"dtype": torch.float32})
     assert isinstance(patcher.model, comfy.model_base.SD3)
     dm = patcher.model.diffusion_model
     assert len(dm.joint_blocks) == 3 and dm.hidden_size == 192 and dm.num_heads == 3

@@ -216,22 +216,54 @@ def build_case(spec: ModelSpec, device, dtype, seed: int):
                                 negative=conditioning(seed + 2), latent=torch.zeros((1, *spec.latent)))
 
 
-def make_guiders(patcher, case) -> dict:
-    import comfy.samplers
-    from raag_s2_guidance.guiders import GuidanceGuider, RAAGConfig, S2Config, StepWindow
+WHOLE = "S² (whole pass)"  # a diagnostic: S² with its sub-network pass run whole (no prefix reuse)
 
-    cfg = comfy.samplers.CFGGuider(patcher)
-    cfg.set_cfg(CFG_SCALE)
-    control = comfy.samplers.CFGGuider(patcher)
-    control.set_cfg(CFG_SCALE)
+
+def _whole_pass(guider):
+    """``guider`` sampling as before prefix reuse: the full pass keeps nothing (benchmark-only, scoped to its
+    own runs)."""
+    from raag_s2_guidance.guiders import blocks
+
+    original = guider.sample
+
+    def sample(*args, **kwargs):
+        plan = blocks.prefix_plan
+        blocks.prefix_plan = lambda arch, options, *rest: (options, None)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            blocks.prefix_plan = plan
+
+    guider.sample = sample
+    return guider
+
+
+def make_guiders(patcher, case, extras: tuple[str, ...] = ()) -> dict:
+    """The guiders, alternated in one run. ``extras``: "patches", the MODEL patches as KSampler samples them
+    (core's CFGGuider over the patched MODEL, rows "... (patch)"); "whole", S² with its sub-network pass
+    run whole (``WHOLE``), to measure what starting at the first dropped block saves."""
+    import comfy.samplers
+    from raag_s2_guidance.guiders import GuidanceGuider, RAAGConfig, S2Config, StepWindow, apply
+
+    def cfg_guider(model):
+        guider = comfy.samplers.CFGGuider(model)
+        guider.set_cfg(CFG_SCALE)
+        return guider
+
     guiders = {
-        "CFGGuider": cfg,
-        CONTROL: control,
+        "CFGGuider": cfg_guider(patcher),
+        CONTROL: cfg_guider(patcher),
         "RAAG": GuidanceGuider(patcher, cfg=CFG_SCALE, raag=RAAGConfig()),
         "S²": GuidanceGuider(patcher, cfg=CFG_SCALE, s2=S2Config()),
         "S² [0.2, 0.8]": GuidanceGuider(patcher, cfg=CFG_SCALE, s2=S2Config(window=StepWindow(*S2_WINDOW))),
         "RAAG + S²": GuidanceGuider(patcher, cfg=CFG_SCALE, raag=RAAGConfig(), s2=S2Config()),
     }
+    if "whole" in extras:
+        guiders[WHOLE] = _whole_pass(GuidanceGuider(patcher, cfg=CFG_SCALE, s2=S2Config()))
+    if "patches" in extras:
+        guiders |= {"RAAG (patch)": cfg_guider(apply(patcher, raag=RAAGConfig())),
+                    "S² (patch)": cfg_guider(apply(patcher, s2=S2Config())),
+                    "RAAG + S² (patch)": cfg_guider(apply(patcher, raag=RAAGConfig(), s2=S2Config()))}
     for guider in guiders.values():
         guider.set_conds(case.positive, case.negative)
     return guiders
@@ -336,9 +368,13 @@ class Probe:
     rows_per_step: float
     p: float | None  # mean dropped / all blocks over the S² passes
     f: float | None  # fraction of the timed steps with an S² pass
-    peak_bytes: int
+    peak_bytes: int  # above what was allocated before the run (the weights)
     python_peak_bytes: int
     finite: bool
+    # mean fraction of the blocks the S² passes computed: 1 - p, less the prefix a pass reused
+    q: float | None = None
+    reused: float | None = None  # fraction of the S² passes that started at their first dropped block
+    total_peak_bytes: int = 0  # the whole peak, weights included
     # S²'s sub-network deviation ||D_sub - D_c|| / ||D_c - D_u|| over the timed S² passes: (median, min, max)
     deviation: tuple[float, float, float] | None = None
 
@@ -361,7 +397,17 @@ def _cpu_tensor_peak(prof) -> int:
     return peak
 
 
-def probe(case, name, guider_on_counted, timer, counter, total_blocks, args, device) -> Probe:
+def _methods(name: str) -> set[str]:
+    return {m for m, label in (("raag", "RAAG"), ("s2", "S²")) if label in name}
+
+
+def trace_of(guider):
+    from raag_s2_guidance.guiders import guidance_of
+
+    return guidance_of(guider.model_patcher).trace
+
+
+def probe(case, name, guider_on_counted, timer, counter, order, args, device) -> Probe:
     """One untimed run: model calls, S² p and f, peak memory (``timer`` marks counter positions)."""
     import tiny_models
     import torch
@@ -381,45 +427,61 @@ def probe(case, name, guider_on_counted, timer, counter, total_blocks, args, dev
         out = tiny_models.sample(case, guider_on_counted, sampler_name=args.sampler, steps=args.steps,
                                  seed=args.seed)
         sync()
-        peak = torch.cuda.max_memory_allocated(device) - base
+        total = torch.cuda.max_memory_allocated(device)
+        peak = total - base
     else:
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             out = tiny_models.sample(case, guider_on_counted, sampler_name=args.sampler, steps=args.steps,
                                      seed=args.seed)
         peak = _cpu_tensor_peak(prof)
+        weights = case.patcher.model.diffusion_model
+        total = peak + sum(t.numel() * t.element_size() for t in [*weights.parameters(), *weights.buffers()])
     python_peak = tracemalloc.get_traced_memory()[1] - python_base
     tracemalloc.stop()
 
     first, last = timer.marks[0], timer.marks[-1]
     timed_steps = timer.timed_steps
     calls = counter.calls[first:last]
-    p = f = deviation = None
-    if name.startswith(("S²", "RAAG + S²")):
-        rows = [r for r in guider_on_counted.trace.rows() if 1 <= r["step"] <= timed_steps]
+    p = f = q = reused = deviation = None
+    if "s2" in _methods(name):
+        rows = [r for r in trace_of(guider_on_counted).rows() if 1 <= r["step"] <= timed_steps]
         s2_rows = [r for r in rows if r["dropped"]]
         f = len({r["step"] for r in s2_rows}) / timed_steps
-        p = statistics.fmean(len(r["dropped"]) / total_blocks for r in s2_rows) if s2_rows else 0.0
+        p = statistics.fmean(len(r["dropped"]) / len(order) for r in s2_rows) if s2_rows else 0.0
+        q = statistics.fmean(computed_fraction(r, order) for r in s2_rows) if s2_rows else 1.0
+        reused = statistics.fmean(bool(r["reused"]) for r in s2_rows) if s2_rows else 0.0
         values = [v for r in s2_rows for v in (r["deviation"] or []) if v is not None and math.isfinite(v)]
         if values:
             deviation = (statistics.median(values), min(values), max(values))
     return Probe(
         calls_per_step=len(calls) / timed_steps,
         rows_per_step=sum(rows for rows, _ in calls) / timed_steps,
-        p=p, f=f, peak_bytes=int(peak), python_peak_bytes=int(python_peak),
-        finite=bool(torch.isfinite(out).all()), deviation=deviation,
+        p=p, f=f, q=q, reused=reused, peak_bytes=int(peak), total_peak_bytes=int(total),
+        python_peak_bytes=int(python_peak), finite=bool(torch.isfinite(out).all()), deviation=deviation,
     )
 
 
+def computed_fraction(row: dict, order: list) -> float:
+    """The fraction of the model's blocks an S² pass computed, from the mask it drew: all but the dropped
+    ones, and, where it started at its first dropped block, but those before it."""
+    dropped = [tuple(d) for d in row["dropped"]]
+    skipped = order.index(dropped[0]) if row["reused"] else 0
+    return (len(order) - skipped - len(dropped)) / len(order)
+
+
 def bound_for(name: str, pr: Probe) -> float | None:
-    if name == "RAAG":
+    """RAAG: 1.02. S²: 1 + 0.5 q f + 0.03, q the fraction of the blocks its passes computed (from the masks
+    drawn), a one-row pass costing half the batched two-row pass per block; RAAG + S²: + 0.02 more."""
+    methods = _methods(name)
+    if methods == {"raag"}:
         return RAAG_BOUND
-    if pr.p is None:
+    if pr.q is None:
         return None
-    s2 = 1.0 + 0.5 * (1.0 - pr.p) * pr.f + S2_SLACK
-    return s2 + (RAAG_BOUND - 1.0) if name.startswith("RAAG") else s2
+    s2 = 1.0 + 0.5 * pr.q * pr.f + S2_SLACK
+    return s2 + (RAAG_BOUND - 1.0) if "raag" in methods else s2
 
 
-def bench_arch(spec: ModelSpec, args, device, dtype) -> dict:
+def bench_arch(spec: ModelSpec, args, device, dtype, extras: tuple[str, ...] = ("whole",)) -> dict:
     import comfy.model_management
     import comfy.patcher_extension
     import tiny_models
@@ -430,18 +492,19 @@ def bench_arch(spec: ModelSpec, args, device, dtype) -> dict:
     case = build_case(spec, device, dtype, args.seed)
     dm = case.patcher.model.diffusion_model
     arch = blocks.architecture_of(dm)
-    total_blocks = sum(len(group.find(dm)) for group in arch.groups)
+    order = [(group.name, i) for group in arch.groups for i in range(len(group.find(dm)))]  # the loop's order
+    total_blocks = len(order)
     params = sum(p.numel() for p in dm.parameters())
     sync = _sync_fn(device)
 
     clock = ModelClock(device)
     timed = case.patcher.clone()
     timed.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "bench_overhead.time", clock)
-    guiders = make_guiders(timed, case)
+    guiders = make_guiders(timed, case, extras)
     counter = CallCounter()
     counted = case.patcher.clone()
     counted.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "bench_overhead.count", counter)
-    counted_guiders = make_guiders(counted, case)
+    counted_guiders = make_guiders(counted, case, extras)
     timers = {name: StepTimer(g, sync, mark=lambda: len(clock.records)) for name, g in guiders.items()}
     probe_timers = {name: StepTimer(g, sync, mark=lambda: len(counter.calls)) for name, g in counted_guiders.items()}
 
@@ -449,7 +512,7 @@ def bench_arch(spec: ModelSpec, args, device, dtype) -> dict:
           f"{total_blocks} blocks", flush=True)
     for name, guider in guiders.items():  # warm-up: allocator, caches, lazy imports
         tiny_models.sample(case, guider, sampler_name=args.sampler, steps=3, seed=args.seed)
-    probe_args = (counter, total_blocks, args, device)
+    probe_args = (counter, order, args, device)
     probe(case, "CFGGuider", counted_guiders["CFGGuider"], probe_timers["CFGGuider"], *probe_args)  # warm-up
     probes = {}
     for name, guider in counted_guiders.items():
@@ -462,10 +525,10 @@ def bench_arch(spec: ModelSpec, args, device, dtype) -> dict:
     times = {name: ([], []) for name in names}  # per run: (wall, CPU) seconds per step
     model_times: dict[str, list[float]] = {name: [] for name in names}
     full_passes: list[float] = []
-    sub_passes: list[float] = []
+    sub_passes: dict[str, list[float]] = {name: [] for name in names}
     for repeat in range(args.repeats):
-        order = names[repeat % len(names):] + names[:repeat % len(names)]
-        for name in order:
+        rotation = names[repeat % len(names):] + names[:repeat % len(names)]
+        for name in rotation:
             timer = timers[name]
             timer.clear()
             clock.records.clear()
@@ -476,7 +539,7 @@ def bench_arch(spec: ModelSpec, args, device, dtype) -> dict:
                 times[name][which].append(timer.per_step(which))
             model_times[name].append(sum(t for _, t in evaluations) / timer.timed_steps)
             full_passes += [t for sub, t in evaluations if not sub]
-            sub_passes += [t for sub, t in evaluations if sub]
+            sub_passes[name] += [t for sub, t in evaluations if sub]
         summary = ", ".join(f"{n} {times[n][judge][-1] * 1000:.1f}" for n in names)
         print(f"   repeat {repeat + 1}/{args.repeats} (ms/step, {args.clock}): {summary}", flush=True)
 
@@ -493,9 +556,9 @@ def bench_arch(spec: ModelSpec, args, device, dtype) -> dict:
                          other_ratio=ratios[1 - judge], low=min(per_repeat), high=max(per_repeat),
                          bound=bound_for(name, pr), probe=pr, model_ms=statistics.median(model_times[name]) * 1000,
                          outside_ms=statistics.median(outside) * 1000))
-    cfg_peak = probes["CFGGuider"].peak_bytes
+    cfg_peak = probes["CFGGuider"].total_peak_bytes
     for row in rows:
-        row["memory_ok"] = row["probe"].peak_bytes <= cfg_peak * (1 + MEMORY_TOLERANCE)
+        row["memory_ok"] = row["probe"].total_peak_bytes <= cfg_peak * (1 + MEMORY_TOLERANCE)
         row["time_ok"] = row["bound"] is None or row["ratio"] <= row["bound"]
 
     del guiders, counted_guiders, counted, timed, timers, probe_timers, case, dm
@@ -504,10 +567,13 @@ def bench_arch(spec: ModelSpec, args, device, dtype) -> dict:
     if device.type == "cuda":
         torch.cuda.empty_cache()
     tokens = _tokens(spec)
-    p = probes["S²"].p
+    s2 = probes["S²"]
+    # mean pass times: the passes' lengths vary with each step's mask, as q (a mean) does
+    whole = statistics.fmean(sub_passes[WHOLE]) * 1000 if sub_passes.get(WHOLE) else None
     return dict(spec=spec, params=params, total_blocks=total_blocks, tokens=tokens, rows=rows,
-                full_ms=statistics.median(full_passes) * 1000, sub_ms=statistics.median(sub_passes) * 1000,
-                ideal_sub=0.5 * (1 - p), seconds=time.perf_counter() - started)
+                full_ms=statistics.median(full_passes) * 1000, sub_ms=statistics.fmean(sub_passes["S²"]) * 1000,
+                sub_whole_ms=whole, ideal_sub=0.5 * s2.q, ideal_sub_whole=0.5 * (1 - s2.p), q=s2.q,
+                reused=s2.reused, seconds=time.perf_counter() - started)
 
 
 def _tokens(spec: ModelSpec) -> int:
@@ -563,8 +629,9 @@ def render(results: list[dict], args, device, dtype, command: str, load: tuple) 
     main_table = [
         "| model | guider | ms / step | × CFGGuider | bound | result "
         + (f"| × CFGGuider ({other}) " if cpu else "")
-        + "| model calls (rows) / step | p | f | peak tensor memory | Python heap peak |",
-        "|---|---|---:|---:|---:|---|" + ("---:|" if cpu else "") + "---|---:|---:|---:|---:|",
+        + "| model calls (rows) / step | p | q | f | peak tensor memory | total peak (weights included) "
+        "| Python heap peak |",
+        "|---|---|---:|---:|---:|---|" + ("---:|" if cpu else "") + "---|---:|---:|---:|---:|---:|---:|",
     ]
     detail = [
         "| model | guider | per-repeat × | in model, ms / step | outside model, ms / step "
@@ -573,8 +640,8 @@ def render(results: list[dict], args, device, dtype, command: str, load: tuple) 
     ]
     passes = [
         "| model | batched CFG pass (2 rows), ms | S² sub-network pass (1 row), ms | sub / batched "
-        "| assumed by the bound: 0.5 (1 − p) |",
-        "|---|---:|---:|---:|---:|",
+        "| predicted by the masks: 0.5 q | passes reused | whole pass, ms | fall measured | fall predicted |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     models = ["| model | configuration | parameters | latent | image tokens | blocks |", "|---|---|---:|---|---:|---:|"]
     for res in results:
@@ -586,16 +653,20 @@ def render(results: list[dict], args, device, dtype, command: str, load: tuple) 
                 f"| {arch} | {row['guider']} | {row['ms']:.1f} | {row['ratio']:.3f} "
                 f"| {_bound(row['bound'])} "
                 f"| {_result(row)} " + (f"| {row['other_ratio']:.3f} " if cpu else "")
-                + f"| {pr.calls_per_step:.2f} ({pr.rows_per_step:.2f}) | {_opt(pr.p, '.3f')} | {_opt(pr.f, '.2f')} "
-                f"| {_mib(pr.peak_bytes)} | {pr.python_peak_bytes / 1024:.0f} KiB |"
+                + f"| {pr.calls_per_step:.2f} ({pr.rows_per_step:.2f}) | {_opt(pr.p, '.3f')} | {_opt(pr.q, '.3f')} "
+                f"| {_opt(pr.f, '.2f')} | {_mib(pr.peak_bytes)} | {_mib(pr.total_peak_bytes)} "
+                f"| {pr.python_peak_bytes / 1024:.0f} KiB |"
             )
             own = (row["outside_ms"] - cfg_row["outside_ms"]) / cfg_row["ms"] * 100
             detail.append(
                 f"| {arch} | {row['guider']} | {row['low']:.3f}–{row['high']:.3f} | {row['model_ms']:.1f} "
                 f"| {row['outside_ms']:.1f} | {own:+.2f} % |"
             )
-        passes.append(f"| {arch} | {res['full_ms']:.1f} | {res['sub_ms']:.1f} "
-                      f"| {res['sub_ms'] / res['full_ms']:.3f} | {res['ideal_sub']:.3f} |")
+        whole = res["sub_whole_ms"]
+        fall = f"{1 - res['sub_ms'] / whole:.1%}" if whole else "—"
+        passes.append(f"| {arch} | {res['full_ms']:.1f} | {res['sub_ms']:.1f} | {res['sub_ms'] / res['full_ms']:.3f} "
+                      f"| {res['ideal_sub']:.3f} | {res['reused']:.0%} | {_opt(whole, '.1f')} | {fall} "
+                      f"| {1 - res['ideal_sub'] / res['ideal_sub_whole']:.1%} |")
         spec = res["spec"]
         models.append(f"| {arch} | {spec.label} (`comfy.supported_models.{spec.config}`) "
                       f"| {res['params'] / 1e6:.1f}M | {list(spec.latent)} | {res['tokens']} | {res['total_blocks']} |")
@@ -622,7 +693,8 @@ def render(results: list[dict], args, device, dtype, command: str, load: tuple) 
         "",
         *detail,
         "",
-        f"Cost of one model evaluation (median {clock}, inside `apply_model`):",
+        f"Cost of one model evaluation ({clock} inside `apply_model`; batched pass: median; sub-network passes: "
+        "mean, as their length varies with each step's mask):",
         "",
         *passes,
         "",
@@ -631,13 +703,17 @@ def render(results: list[dict], args, device, dtype, command: str, load: tuple) 
         "Per-repeat ×: the range of the ratio within single repeats. In / outside model: time inside "
         "`apply_model` (an APPLY_MODEL wrapper) and the rest of the step (ComfyUI's sampler code and the "
         "guider's own code)." + gpu_note,
-        "- Bounds (issue #5): RAAG ≤ 1.02; S² ≤ 1 + 0.5 (1 − p) f + 0.03 with p the dropped fraction of all "
-        "blocks and f the fraction of timed steps with a sub-network pass; RAAG + S²: S²'s bound + 0.02. The "
-        "S² bound assumes a one-row pass through (1 − p) of the blocks costs 0.5 (1 − p) of the batched "
-        "two-row pass; the last table shows what it costs on this machine.",
+        "- Bounds: RAAG ≤ 1.02; S² ≤ 1 + 0.5 q f + 0.03 with q the fraction of all blocks the sub-network "
+        "passes computed (from the masks drawn: all but the dropped ones p, less the blocks before the first "
+        "dropped one where the pass started there) and f the fraction of timed steps with a sub-network pass; "
+        "RAAG + S²: S²'s bound + 0.02. The bound assumes a one-row pass through q of the blocks costs 0.5 q of "
+        f"the batched two-row pass; the last table shows what it costs on this machine. {WHOLE}: a diagnostic, "
+        "S² with its pass run whole as before prefix reuse (predicted fall: 1 − q / (1 − p)). \"(patch)\" rows: "
+        "the MODEL patches under core's CFGGuider, as KSampler samples them.",
         f"- Peak memory: {memory_kind}, in an untimed run that also counts the model calls; Python heap: "
-        f"`tracemalloc` peak of that run. Memory fails when a peak exceeds CFGGuider's by more than "
-        f"{MEMORY_TOLERANCE:.0%}.",
+        f"`tracemalloc` peak of that run. Total peak: the same run's peak with the weights (on the GPU "
+        "`torch.cuda.max_memory_allocated`, everything allocated). Memory fails when a total peak exceeds "
+        f"CFGGuider's by more than {MEMORY_TOLERANCE:.0%}.",
         "",
     ])
 
@@ -680,7 +756,7 @@ def main(argv=None) -> int:
         command = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} {command}"
     specs = REAL if args.real_size else MEDIUM
     load_before = os.getloadavg()[0]
-    results = [bench_arch(specs[arch], args, device, dtype) for arch in args.archs]
+    results = [bench_arch(specs[arch], args, device, dtype, ("whole", "patches")) for arch in args.archs]
     report = render(results, args, device, dtype, command, (load_before, os.getloadavg()[0]))
     print()
     print(report)

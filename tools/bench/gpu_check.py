@@ -86,6 +86,14 @@ QUICK_SYNC_RUNS = [("sd3", "raag_per_sample", "euler"), ("sd3", "s2", "euler"), 
                    ("sd3", "raag_s2_patch", "euler")]
 
 
+S2_LIMIT = 1.38  # S² at most 1.38x CFGGuider at real sizes (prefix reuse; the S² paper reports +38 %)
+SUITE_LIMIT_S = 180
+# The in-process test files (no server, no browser; test_gpu_check would run this script again).
+SUITE_FILES = sorted(p.name for p in (REPO / "tests").glob("test_*.py")
+                     if p.name not in {"test_browser.py", "test_e2e_server.py", "test_demo_workflow.py",
+                                       "test_node_help.py", "test_subgraphs.py", "test_workflows.py",
+                                       "test_gpu_check.py"})
+
 PATCHES_COVERED = ("MODEL-patch nodes: covered. They run the same engine as the guider nodes (its `predict`, "
                    "which these checks instrument) under core's CFGGuider, as KSampler samples them: the `*_patch` "
                    "rows.")
@@ -106,6 +114,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--budget-s", type=float, default=420.0,
                         help="skip an architecture that would likely end past this many seconds")
     parser.add_argument("--skip-sync", action="store_true", help="leave out section 1")
+    parser.add_argument("--skip-suite", action="store_true", help="leave out section 4")
+    parser.add_argument("--suite-only", action="store_true", help="section 4 alone")
+    parser.add_argument("--suite-limit-s", type=float, default=float(SUITE_LIMIT_S),
+                        help="section 4 stops the suite after this many seconds (what ran is reported)")
+    parser.add_argument("--suite-workers", type=int, default=8, help="pytest-xdist workers of section 4")
+    parser.add_argument("--whole", action="store_true",
+                        help="also time S² with its sub-network pass run whole (as before prefix reuse)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.device = args.device or ("cpu" if args.quick else "cuda")
@@ -269,10 +284,55 @@ def host_read_checks(runs) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------------------------------
+# Section 4: the in-process suite with the tiny models on the CUDA device
+
+def suite_on_cuda(out_dir: Path, limit_s: float, workers: int) -> dict:
+    """``pytest -n workers -v`` of ``SUITE_FILES`` with ``TINY_MODELS_DEVICE=cuda`` and one torch thread per
+    worker (tools/runtime/comfy_env.py: without that, every worker's CPU work takes every core). Stopped
+    after ``limit_s``; the verbose lines say what ran, passed and failed, also then."""
+    import re
+    import subprocess
+
+    env = dict(os.environ, TINY_MODELS_DEVICE="cuda", OMP_NUM_THREADS="1", TORCH_CPP_LOG_LEVEL="ERROR")
+    command = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-n", str(workers),
+               *[f"tests/{name}" for name in SUITE_FILES]]
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=limit_s)
+        output, complete = proc.stdout + proc.stderr, True
+    except subprocess.TimeoutExpired as exc:
+        output = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        complete = False
+    seconds = time.perf_counter() - started
+    (out_dir / "suite.log").write_text(output)
+    # one verdict per test (the summary at the end repeats the failures)
+    results = dict((test, kind) for kind, test in re.findall(
+        r"\b(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (tests/\S+)", output))
+    count = {kind: sum(1 for k in results.values() if k == kind) for kind in ("PASSED", "FAILED", "ERROR", "SKIPPED")}
+    failures = [test for test, kind in results.items() if kind in ("FAILED", "ERROR")]
+    return dict(status="run" if complete else f"stopped after {limit_s:.0f} s", complete=complete,
+                seconds=seconds, workers=workers, files=SUITE_FILES, passed=count["PASSED"],
+                failed=count["FAILED"], errors=count["ERROR"], skipped=count["SKIPPED"], failures=failures[:50],
+                tail=output[-2000:])
+
+
+def _suite_section(suite: dict | None) -> list[str]:
+    lines = ["## 4. The in-process suite on the CUDA device", ""]
+    if not suite or suite["status"].startswith("not run"):
+        return lines + [suite["status"] if suite else "not run"]
+    lines += [f"`pytest -n {suite['workers']}` of {len(suite['files'])} files with the tiny models on the GPU "
+              f"(`TINY_MODELS_DEVICE=cuda`), one torch thread per worker: {suite['status']}, "
+              f"{suite['seconds']:.0f} s; {suite['passed']} passed, {suite['failed']} failed, {suite['errors']} "
+              f"errors, {suite['skipped']} skipped. Log: `suite.log` beside this report."]
+    lines += [f"- failed: `{test}`" for test in suite["failures"]]
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------------
 # Sections 2 and 3: overhead (bench_overhead.bench_arch) and S² at depth
 
 
-def _row_json(row: dict, cfg_peak: int) -> dict:
+def _row_json(row: dict, cfg_peak: int, cfg_total: int) -> dict:
     pr = row["probe"]
     return dict(
         guider=row["guider"], ms_per_step=row["ms"], ratio_to_cfg=row["ratio"], bound=row["bound"],
@@ -280,7 +340,9 @@ def _row_json(row: dict, cfg_peak: int) -> dict:
         outside_model_ms_per_step=row["outside_ms"], calls_per_step=pr.calls_per_step,
         rows_per_step=pr.rows_per_step, p=pr.p, f=pr.f, peak_memory_bytes=pr.peak_bytes,
         peak_memory_vs_cfg=(pr.peak_bytes / cfg_peak - 1.0) if cfg_peak else None,
-        python_heap_peak_bytes=pr.python_peak_bytes, finite=pr.finite,
+        total_peak_memory_bytes=pr.total_peak_bytes,
+        total_peak_memory_vs_cfg=(pr.total_peak_bytes / cfg_total - 1.0) if cfg_total else None,
+        q=pr.q, reused=pr.reused, python_heap_peak_bytes=pr.python_peak_bytes, finite=pr.finite,
         deviation=list(pr.deviation) if pr.deviation else None,
         time_ok=row["time_ok"], memory_ok=row["memory_ok"],
     )
@@ -301,7 +363,8 @@ def overhead(specs: dict, args, device, dtype, state: dict, write) -> list[dict]
                                 f"the last architecture took {last_seconds:.0f} s, --budget-s {args.budget_s:g})"))
             continue
         try:
-            res = bo.bench_arch(spec, bargs, device, dtype)
+            res = bo.bench_arch(spec, bargs, device, dtype, ("whole", "patches") if args.quick or args.whole
+                                else ("patches",))
         except Exception as exc:  # noqa: BLE001 (e.g. out of memory: report it, go on with the next)
             traceback.print_exc()
             entries.append(dict(arch=key, label=spec.label, status="error: " + _where(exc)))
@@ -311,17 +374,18 @@ def overhead(specs: dict, args, device, dtype, state: dict, write) -> list[dict]
             continue
         last_seconds = res["seconds"]
         raw.append(res)
-        cfg_peak = res["rows"][0]["probe"].peak_bytes
+        cfg_peak, cfg_total = res["rows"][0]["probe"].peak_bytes, res["rows"][0]["probe"].total_peak_bytes
         s2 = res["rows"][[r["guider"] for r in res["rows"]].index("S²")]["probe"]
         entries.append(dict(
             arch=key, label=spec.label, status="run", seconds=res["seconds"], parameters=res["params"],
             blocks=res["total_blocks"], image_tokens=res["tokens"], latent=list(spec.latent),
-            rows=[_row_json(row, cfg_peak) for row in res["rows"]],
+            rows=[_row_json(row, cfg_peak, cfg_total) for row in res["rows"]],
             s2_depth=dict(blocks=res["total_blocks"], p=s2.p, dropped_per_pass=(s2.p or 0.0) * res["total_blocks"],
-                          deviation=list(s2.deviation) if s2.deviation else None,
+                          q=s2.q, reused=s2.reused, deviation=list(s2.deviation) if s2.deviation else None,
                           batched_pass_ms=res["full_ms"], sub_pass_ms=res["sub_ms"],
                           sub_over_batched=res["sub_ms"] / res["full_ms"] if res["full_ms"] else None,
-                          assumed_by_bound=res["ideal_sub"]),
+                          assumed_by_bound=res["ideal_sub"], whole_sub_pass_ms=res["sub_whole_ms"],
+                          assumed_without_reuse=res["ideal_sub_whole"]),
         ))
         state["overhead"], state["raw"] = entries, raw
         write()
@@ -351,9 +415,26 @@ def targets(state: dict) -> list[dict]:
                 out.append(dict(target=f"{row['guider']} time × CFGGuider", model=entry["arch"],
                                 value=f"{row['ratio_to_cfg']:.3f}", limit=f"≤ {row['bound']:.3f}",
                                 result=("pass" if row["time_ok"] else "miss") if judged else "not judged (quick)"))
-            out.append(dict(target=f"{row['guider']} peak memory vs CFGGuider", model=entry["arch"],
-                            value=_pct(row["peak_memory_vs_cfg"]), limit=f"≤ +{bo.MEMORY_TOLERANCE:.0%}",
+            out.append(dict(target=f"{row['guider']} total peak memory vs CFGGuider", model=entry["arch"],
+                            value=_pct(row["total_peak_memory_vs_cfg"]), limit=f"≤ +{bo.MEMORY_TOLERANCE:.0%}",
                             result=("pass" if row["memory_ok"] else "miss") if judged else "not judged (quick)"))
+        rows = {row["guider"]: row for row in entry["rows"]}
+        if {"S²", "RAAG + S²"} <= set(rows):
+            gap = rows["RAAG + S²"]["ratio_to_cfg"] - rows["S²"]["ratio_to_cfg"]
+            out.append(dict(target="RAAG + S² time − S² time (× CFGGuider)", model=entry["arch"], value=f"{gap:+.3f}",
+                            limit="≤ +0.020", result=("pass" if gap <= 0.02 else "miss") if judged else
+                            "not judged (quick)"))
+        if "S²" in rows:
+            out.append(dict(target="S² time × CFGGuider", model=entry["arch"], value=f"{rows['S²']['ratio_to_cfg']:.3f}",
+                            limit=f"≤ {S2_LIMIT:.2f}", result=("pass" if rows["S²"]["ratio_to_cfg"] <= S2_LIMIT else "miss")
+                            if judged else "not judged (quick)"))
+    suite = state.get("suite")
+    if suite and suite["status"] == "run":
+        out.append(dict(target="in-process suite on the CUDA device", model="tiny models on cuda",
+                        value=f"{suite['passed']} passed, {suite['failed']} failed, {suite['errors']} errors, "
+                        f"{suite['skipped']} skipped in {suite['seconds']:.0f} s",
+                        limit=f"none failing, < {SUITE_LIMIT_S} s",
+                        result="pass" if suite["failed"] == suite["errors"] == 0 and suite["complete"] else "miss"))
     return out
 
 
@@ -400,9 +481,9 @@ def render(state: dict) -> str:
         lines += _sync_table(sync["host_reads"])
         lines += ["", PATCHES_COVERED, ""]
     lines += ["## 2. Overhead over CFGGuider", ""]
-    table = ["| model | guider | ms / step | × CFGGuider | bound | model calls (rows) / step | p | f "
-             "| peak memory | vs CFGGuider | result |",
-             "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---|"]
+    table = ["| model | guider | ms / step | × CFGGuider | bound | model calls (rows) / step | p | q | f "
+             "| peak memory above weights | vs CFGGuider | total peak (weights included) | vs CFGGuider | result |",
+             "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     notes = []
     for entry in state["overhead"]:
         if entry["status"] != "run":
@@ -422,13 +503,15 @@ def render(state: dict) -> str:
                 f"| {entry['arch']} | {row['guider']} | {row['ms_per_step']:.1f} | {row['ratio_to_cfg']:.3f} "
                 f"| {'—' if row['bound'] is None else format(row['bound'], '.3f')} "
                 f"| {row['calls_per_step']:.2f} ({row['rows_per_step']:.2f}) | {_fmt(row['p'], '.3f')} "
-                f"| {_fmt(row['f'], '.2f')} | {row['peak_memory_bytes'] / 2**20:.1f} MiB "
-                f"| {_pct(row['peak_memory_vs_cfg'])} | {result} |")
+                f"| {_fmt(row['q'], '.3f')} | {_fmt(row['f'], '.2f')} | {row['peak_memory_bytes'] / 2**20:.1f} MiB "
+                f"| {_pct(row['peak_memory_vs_cfg'])} | {row['total_peak_memory_bytes'] / 2**30:.2f} GiB "
+                f"| {_pct(row['total_peak_memory_vs_cfg'])} | {result} |")
     lines += table + [""] + notes + ([""] if notes else [])
     lines += ["## 3. S² at real depth" + (" (quick: tiny depth)" if quick else ""), "",
-              "| model | blocks | p | blocks dropped / pass | deviation: median (min–max) | batched CFG pass, ms "
-              "| sub-network pass, ms | sub / batched | assumed by the bound: 0.5 (1 − p) |",
-              "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
+              "| model | blocks | p | blocks dropped / pass | q | passes reused | deviation: median (min–max) "
+              "| batched CFG pass, ms | sub-network pass, ms | sub / batched | the masks' bound: 0.5 q "
+              "| without reuse: 0.5 (1 − p) | whole pass, ms |",
+              "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for entry in state["overhead"]:
         if entry["status"] != "run":
             continue
@@ -436,10 +519,16 @@ def render(state: dict) -> str:
         dev = d["deviation"]
         dev_text = "—" if not dev else f"{dev[0]:.3f} ({dev[1]:.3f}–{dev[2]:.3f})"
         lines.append(f"| {entry['arch']} | {d['blocks']} | {_fmt(d['p'], '.3f')} | {d['dropped_per_pass']:.1f} "
-                     f"| {dev_text} | {d['batched_pass_ms']:.2f} | {d['sub_pass_ms']:.2f} "
-                     f"| {_fmt(d['sub_over_batched'], '.3f')} | {d['assumed_by_bound']:.3f} |")
+                     f"| {_fmt(d['q'], '.3f')} | {_pct(d['reused'])} | {dev_text} | {d['batched_pass_ms']:.2f} "
+                     f"| {d['sub_pass_ms']:.2f} | {_fmt(d['sub_over_batched'], '.3f')} | {d['assumed_by_bound']:.3f} "
+                     f"| {d['assumed_without_reuse']:.3f} | {_fmt(d['whole_sub_pass_ms'], '.2f')} |")
     lines += ["", "Deviation: `||D_sub − D_c|| / ||D_c − D_u||` per S² pass (the S² term relative to the CFG "
-              "signal); pass times: median in-model time (CUDA events on a GPU).", "",
+              "signal). q: the fraction of the blocks the sub-network passes computed, from the masks drawn (all "
+              "but the dropped ones, less the blocks before the first dropped one where the pass started there: "
+              "prefix reuse). Pass times: in-model time (CUDA events on a GPU), the batched pass's median and the "
+              "sub-network passes' mean (their length varies with each step's mask). Whole pass: S² with its "
+              "pass run whole, as before prefix reuse (only with --whole, and in --quick).", "",
+              *_suite_section(state.get("suite")), "",
               "## Targets", "", "| target | model | value | limit | result |", "|---|---|---|---|---|"]
     lines += [f"| {t['target']} | {t['model']} | {t['value']} | {t['limit']} | {t['result']} |"
               for t in state["targets"]]
@@ -499,7 +588,7 @@ def main(argv=None) -> int:
         print(f"{NOT_RUN_NO_CUDA}: the full check needs one (--quick runs the CPU mode); wrote {md_path}")
         return 2
 
-    sync = _sync_module() if not args.skip_sync else None
+    sync = _sync_module() if not (args.skip_sync or args.suite_only) else None
     if sync is not None:
         print("== 1. host synchronisation checks", flush=True)
         runs = list(sync.RUNS) if not args.quick else QUICK_SYNC_RUNS
@@ -522,13 +611,21 @@ def main(argv=None) -> int:
         if state["sync"]["cuda"]["status"] != "run":
             print(f"   CUDA sync detector: {state['sync']['cuda']['status']}")
 
-    print("== 2/3. overhead over CFGGuider, S² at depth", flush=True)
     specs = QUICK if args.quick else REAL
-    try:
-        overhead(specs, args, device, dtype, state, write)
-    except Exception as exc:  # noqa: BLE001
-        traceback.print_exc()
-        state["errors"].append("overhead: " + _where(exc))
+    if not args.suite_only:
+        print("== 2/3. overhead over CFGGuider, S² at depth", flush=True)
+        try:
+            overhead(specs, args, device, dtype, state, write)
+        except Exception as exc:  # noqa: BLE001
+            traceback.print_exc()
+            state["errors"].append("overhead: " + _where(exc))
+    if args.quick or args.skip_suite:
+        state["suite"] = dict(status="not run: --quick" if args.quick else "not run: --skip-suite")
+    else:
+        print(f"== 4. the in-process suite on the CUDA device (at most {args.suite_limit_s:.0f} s)", flush=True)
+        state["suite"] = suite_on_cuda(out_dir, args.suite_limit_s, args.suite_workers)
+        print(f"   {state['suite']['status']}: {state['suite'].get('passed')} passed, "
+              f"{state['suite'].get('failed')} failed in {state['suite'].get('seconds', 0):.0f} s", flush=True)
     if state.get("raw"):
         load = os.getloadavg()[0]
         state["bench_report"] = bo.render(state["raw"], bo.parse_args(

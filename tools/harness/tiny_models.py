@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
+import os
 import pathlib
 from dataclasses import dataclass, field
 
@@ -60,6 +61,14 @@ FRAME_AXIS_IMAGE_ARCHS: frozenset[str] = frozenset({"qwen_image", "krea2", "joyi
 NEGATIVE_SEED_OFFSET = 10_000  # build(): negative prompt = conditioning(arch, seed + this)
 CTX_TOKENS = 8                 # text tokens per prompt
 CPU = torch.device("cpu")
+# Where the tiny models sample: the CPU (tests, CI), or ``TINY_MODELS_DEVICE=cuda`` (the GPU check's run of
+# the in-process suite). Weights are built on the CPU and ComfyUI loads them there, as it loads a checkpoint.
+DEVICE = torch.device(os.environ.get("TINY_MODELS_DEVICE", "cpu"))
+# How close an image sampled in a batch is to the same image sampled alone. On the CPU only summation order
+# differs; on a GPU ComfyUI's convolutions run in TF32 (comfy/ops.py) and cuDNN picks its algorithm per
+# batch size, so a 10-bit mantissa's rounding (~1e-3 relative) can differ. A batch mate leaking into an
+# image changes it by the size of the image.
+BATCH_TOLERANCE = 1e-4 if DEVICE.type == "cpu" else 2e-3
 
 
 @dataclass(frozen=True)
@@ -378,7 +387,7 @@ def _model(arch: str, seed: int):
 
 
 def _patcher(model) -> "comfy.model_patcher.ModelPatcher":
-    return comfy.model_patcher.ModelPatcher(model, load_device=CPU, offload_device=CPU)
+    return comfy.model_patcher.ModelPatcher(model, load_device=DEVICE, offload_device=CPU)
 
 
 def conditioning(arch: str, seed: int, batch: int = 1) -> list:
@@ -433,9 +442,10 @@ def predict(case: TinyCase, x: torch.Tensor, sigma: float, conditioning: list | 
     model = case.patcher.model
     cond = case.positive if conditioning is None else conditioning
     conds = {"positive": comfy.sampler_helpers.convert_cond(cond)}
-    conds = comfy.samplers.process_conds(model, x, conds, CPU, latent_image=torch.zeros_like(x), seed=0)
+    x = x.to(DEVICE)
+    conds = comfy.samplers.process_conds(model, x, conds, DEVICE, latent_image=torch.zeros_like(x), seed=0)
     options = case.patcher.model_options if model_options is None else model_options
-    sigmas = torch.full((x.shape[0],), float(sigma))
+    sigmas = torch.full((x.shape[0],), float(sigma), device=DEVICE)
     comfy.model_management.load_models_gpu([case.patcher])  # applies the patcher's weight patches
     case.patcher.pre_run()
     try:
@@ -443,7 +453,7 @@ def predict(case: TinyCase, x: torch.Tensor, sigma: float, conditioning: list | 
             (out,) = comfy.samplers.calc_cond_batch(model, [conds["positive"]], x, sigmas, options)
     finally:
         case.patcher.cleanup()
-    return out
+    return out.to(CPU)
 
 
 def write_tiny_sd3_checkpoint(path, seed: int = 0, depth: int = 3) -> pathlib.Path:

@@ -64,11 +64,12 @@ def bootstrap() -> Path:
     import comfy.cli_args  # parses no argv: comfy.options.args_parsing stays False
     import torch
 
-    gpu = torch.cuda.is_available()
-    if not gpu:
+    if not torch.cuda.is_available():
         comfy.cli_args.args.cpu = True
-        # Tiny models on a 2-core machine: one thread is 5-20x faster than the default two.
-        torch.set_num_threads(1)
+    # Tiny models: one thread is 5-20x faster than two on a 2-core machine. With a GPU too: there the suite
+    # runs in parallel processes (the GPU check runs it with pytest -n 8), and each process taking every
+    # core for its CPU work (ComfyUI's conds, the tests' references) oversubscribes the machine many times.
+    torch.set_num_threads(1)
     import comfy.model_management  # noqa: F401  (reads args.cpu at import)
 
     # nodes.py puts ComfyUI/comfy first on sys.path, after which `utils` would resolve to
