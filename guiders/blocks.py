@@ -294,17 +294,25 @@ def subnetwork_conds(positive, negative, model_options: dict) -> list:
 
 
 def _rows(value, chunk: int, count: int):
-    """Rows [chunk * n, (chunk + 1) * n) of a batch of ``count`` equal chunks; tuples (LTX-2's (video, audio)
-    streams) item by item."""
+    """A copy of rows [chunk * n, (chunk + 1) * n) of a batch of ``count`` equal chunks; tuples (LTX-2's
+    (video, audio) streams) item by item. On a GPU the copy goes to pinned host memory, asynchronously (no
+    host synchronisation, ordered on the stream): kept on the device, it would raise the full pass's peak by
+    one row's hidden state (+3 % of the whole peak for Wan 2.1 1.3B at 480p, measured on an H200)."""
     if isinstance(value, (tuple, list)):
         return type(value)(_rows(v, chunk, count) for v in value)
     n = value.shape[0] // count
-    return value[chunk * n:(chunk + 1) * n].clone()
+    rows = value[chunk * n:(chunk + 1) * n]
+    if not rows.is_cuda:
+        return rows.clone()
+    host = torch.empty(rows.shape, dtype=rows.dtype, device="cpu", pin_memory=True)
+    return host.copy_(rows, non_blocking=True)
 
 
-def _cat(values: list):
+def _cat(values: list, like):
+    """The kept rows of each chunk, joined, where the block's input ``like`` lives."""
     if isinstance(values[0], (tuple, list)):
-        return type(values[0])(_cat(list(parts)) for parts in zip(*values))
+        return type(values[0])(_cat(list(parts), part) for parts, part in zip(zip(*values), like))
+    values = [v.to(like.device, non_blocking=True) for v in values]
     return torch.cat(values) if len(values) > 1 else values[0]
 
 
@@ -346,7 +354,7 @@ class Prefix:
         marks = args["transformer_options"]["cond_or_uncond"]
         out = dict(args)
         for key in self.kept[self.needed[0]]:
-            out[key] = _cat([self.kept[mark][key] for mark in marks])
+            out[key] = _cat([self.kept[mark][key] for mark in marks], args[key])
             if _shape(out[key]) != _shape(args[key]):
                 raise RuntimeError(f"S² prefix reuse: {key} {_shape(out[key])} kept, {_shape(args[key])} here")
         return out

@@ -159,3 +159,14 @@ def test_arguments():
     for bad in (["--device", "cpu"], ["--archs", "sd3,nope"], ["--quick", "--steps", "2"]):
         with pytest.raises(SystemExit):
             gpu_check.parse_args(bad)
+
+
+def test_readme_gpu_table_is_the_stored_report():
+    """The README's GPU table is generated from the last GPU run's report in docs/gpu/ (tools/generate/gpu_table.py)."""
+    sys.path.insert(0, str(REPO / "tools" / "generate"))
+    import gpu_table
+
+    report = REPO / "docs" / "gpu" / "gpu_check_h200.json"
+    assert gpu_table.main(["--check", str(report)]) == 0, "run: python tools/generate/gpu_table.py " + str(report)
+    data = json.loads(report.read_text())
+    assert data["mode"] == "full" and data["machine"].startswith("GPU ") and data["commit"]

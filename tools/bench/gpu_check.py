@@ -464,7 +464,8 @@ def render(state: dict) -> str:
         "",
         f"- Machine: {state['machine']}; torch {state['torch']}; ComfyUI {state['comfyui']}; Python "
         f"{state['python']}; dtype {state['dtype']}.",
-        f"- Command: `{state['command']}`; {state['started_at']}; {state['seconds']:.0f} s.",
+        f"- Command: `{state['command']}`; {state['started_at']}; {state['seconds']:.0f} s; commit "
+        f"`{state.get('commit') or 'unknown'}`.",
         f"- {state['steps']} steps per timed run, {state['repeats']} repeats per guider (alternating).",
     ]
     if quick:
@@ -541,6 +542,16 @@ def render(state: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def _json_ready(state: dict) -> dict:
     return {k: v for k, v in state.items() if k not in ("raw", "started", "bench_report")}
 
@@ -563,6 +574,7 @@ def main(argv=None) -> int:
         machine=bo._machine(device), torch=torch.__version__, comfyui=comfy_env.comfy_version(),
         python=platform.python_version(), dtype=str(dtype).removeprefix("torch."), command=command,
         started_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"), started=time.perf_counter(), seconds=0.0,
+        commit=os.environ.get("GPU_CHECK_COMMIT") or _git_commit(),
         steps=args.steps, repeats=args.repeats, archs=args.archs,
         sync=dict(status="skipped", cuda=dict(status="skipped", checks=[]), host_reads=[]),
         overhead=[], targets=[], errors=[], all_targets_met=None,

