@@ -30,6 +30,7 @@ RANGES: dict[str, Range] = {
     "cfg": Range(0.0, 100.0),
     "w_max": Range(1.0, 100.0),
     "alpha": Range(0.0, 100.0),
+    "rescale": Range(0.0, 1.0),
     "omega": Range(0.0, 10.0),
     "drop_ratio": Range(0.01, 0.99),
     "start_percent": Range(0.0, 1.0),
@@ -80,16 +81,19 @@ class StepWindow:
 
 @dataclass(frozen=True)
 class RAAGConfig:
-    """Ratio-aware adaptive guidance (arXiv 2508.03442): w = 1 + (w_max - 1) * exp(-alpha * rho)."""
+    """Ratio-aware adaptive guidance, MAMBO-G since the paper's v4 (arXiv 2508.03442):
+    w = 1 + (w_max - 1) * exp(-alpha * rho), and optionally diffusers' rescale of the guided prediction."""
 
     w_max: float = 18.0
     alpha: float = 12.0
-    ratio_mode: str = "per_sample"  # "batch": one ratio over the whole batch, as the official code
+    ratio_mode: str = "per_sample"  # "batch": one ratio over the whole batch, as the authors' SD3.5 code
     window: StepWindow = field(default_factory=StepWindow)
+    rescale: float = 0.0  # phi: 0 = off (the paper's SD3.5 setting), 1 = the authors' Qwen-Image setting
 
     def __post_init__(self):
         object.__setattr__(self, "w_max", check("w_max", self.w_max))
         object.__setattr__(self, "alpha", check("alpha", self.alpha))
+        object.__setattr__(self, "rescale", check("rescale", self.rescale))
         check("ratio_mode", self.ratio_mode)
 
 

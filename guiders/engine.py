@@ -10,11 +10,13 @@ guider's noise prediction. ``predict`` is core's ``sampling_function`` with the 
 
     calc_cond_batch([positive, negative])   one batched pass (sampler_calc_cond_batch_function, hooks,
                                             ControlNet... as core); core's cfg = 1 shortcut unless RAAG
-    RAAG: w from rho, per sample            raag.py, fp32, on the device
+    RAAG: w from rho, per sample            raag.py, fp32, on the device (MAMBO-G's rescale: see below)
     S²:   calc_cond_batch([positive])       through the sub-network (blocks.py), inside its window
     sampler_pre_cfg_function hooks          core's argument dict, cond_scale = the scale used (w)
     cfg_function(..., scale)                sampler_cfg_function and post-cfg hooks see core's contract;
-                                            S²'s term is the first post-cfg step
+                                            the pack's own steps come first: RAAG's rescale (the guided
+                                            prediction's spread matched to the conditional one's, inside
+                                            RAAG's window), then S²'s term
 
 The GUIDER nodes are CFGGuider over such a clone (``GuidanceGuider``); KSampler on a patched MODEL runs
 core's CFGGuider over it. Both therefore compute the same thing by construction, and every other hook sees
@@ -36,7 +38,7 @@ import torch
 
 from . import blocks
 from .config import RAAGConfig, S2Config, check
-from .raag import flow_anchor, guidance_ratio, per_sample_view, raag_scale
+from .raag import flow_anchor, guidance_ratio, per_sample_view, raag_scale, rescale_guided
 from .s2 import draw_mask, s2_term, subnetwork_deviation
 from .steps import CallClock, call_pattern, in_window, window_sigmas
 from .trace import GuidanceTrace, TraceEntry
@@ -178,7 +180,7 @@ def predict(guider, run: Run, x, timestep, model_options={}, seed=None):  # noqa
     out = _calc_cond_batch(model, conds, x, timestep, full_options)
     cond_pred, uncond_pred = out[0], out[1]
 
-    scale, rho = guider.cfg, None
+    scale, rho, leading = guider.cfg, None, []
     if uncond is not None and guidance.raag is not None:
         anchor = flow_anchor(model.model_sampling, x, timestep)
         region = run.region if run.region is not None and run.region.shape == x.shape else None
@@ -186,6 +188,9 @@ def predict(guider, run: Run, x, timestep, model_options={}, seed=None):  # noqa
         if raag_on:
             scale = _scale_for_hooks(raag_scale(rho, guidance.raag.w_max, guidance.raag.alpha), guidance.raag,
                                      cond_pred)
+            if guidance.raag.rescale > 0:
+                phi = guidance.raag.rescale
+                leading.append(lambda args: rescale_guided(args["denoised"], args["cond_denoised"], anchor, phi))
     deviation, reused = None, False
     if s2_on:
         comfy.model_management.throw_exception_if_processing_interrupted()
@@ -195,8 +200,12 @@ def predict(guider, run: Run, x, timestep, model_options={}, seed=None):  # noqa
         prefix = None  # the kept state goes with the pass that used it
         if uncond is not None:
             deviation = subnetwork_deviation(cond_pred, uncond_pred, sub_pred)
-        model_options = _with_first_post_cfg(model_options, s2_term(cond_pred, sub_pred, guidance.s2.omega))
+        correction = s2_term(cond_pred, sub_pred, guidance.s2.omega)
+        leading.append(lambda args: args["denoised"] + correction)
 
+    if leading:  # before the user's post-cfg hooks (CFGZeroStar, SLG...), which then see the whole guided prediction
+        model_options = dict(model_options)
+        model_options["sampler_post_cfg_function"] = leading + list(model_options.get("sampler_post_cfg_function", []))
     for fn in model_options.get("sampler_pre_cfg_function", []):
         out = fn({"conds": conds, "conds_out": out, "cond_scale": scale, "timestep": timestep, "input": x,
                   "sigma": timestep, "model": model, "model_options": model_options})
@@ -222,15 +231,6 @@ def _calc_cond_batch(model, conds, x, timestep, model_options):
         args = {"conds": conds, "input": x, "sigma": timestep, "model": model, "model_options": model_options}
         return model_options["sampler_calc_cond_batch_function"](args)
     return comfy.samplers.calc_cond_batch(model, conds, x, timestep, model_options)
-
-
-def _with_first_post_cfg(model_options: dict, correction: torch.Tensor) -> dict:
-    """A shallow copy of ``model_options`` whose first post-cfg step adds S²'s ``correction`` to the CFG
-    result, so the user's post-cfg hooks (CFGZeroStar, SLG...) see the whole guided prediction."""
-    options = dict(model_options)
-    options["sampler_post_cfg_function"] = [lambda args: args["denoised"] + correction] + list(
-        model_options.get("sampler_post_cfg_function", []))
-    return options
 
 
 class GuidanceGuider(comfy.samplers.CFGGuider):

@@ -1,7 +1,12 @@
-"""RAAG's two formulas, as small pure-torch functions (arXiv 2508.03442, official code).
+"""RAAG's (MAMBO-G's) formulas, as small pure-torch functions (arXiv 2508.03442; the authors' code and
+diffusers' ``mambo_guidance``).
 
-    rho = ||v_c - v_u|| / ||v_u||            (plain L2 norms, velocity space)
+    rho = ||v_c - v_u|| / ||v_u||            (plain L2 norms per sample, velocity space)
     w   = 1 + (w_max - 1) * exp(-alpha * rho)
+    rescale phi (optional, diffusers' guidance_rescale, Lin et al. 2023 §3.4), per sample:
+    v   = phi * v_g * std(v_c) / std(v_g) + (1 - phi) * v_g
+
+(The v4 README writes w = 1 + w_max exp(-alpha rho): that is this formula with w_max + 1.)
 
 rho is measured as the velocity ratio of the equivalent rectified flow, for every prediction type.
 ComfyUI hands the guider denoised (x0) predictions D, and its sampler state is x = alpha x0 + beta eps
@@ -61,6 +66,20 @@ def raag_scale(rho: torch.Tensor, w_max: float, alpha: float) -> torch.Tensor:
     """w = 1 + (w_max - 1) * exp(-alpha * rho), elementwise; always finite and within [1, w_max]."""
     rho = torch.nan_to_num(rho.float(), nan=_LARGE, posinf=_LARGE, neginf=0.0)
     return 1.0 + (w_max - 1.0) * torch.exp(-alpha * rho)
+
+
+def rescale_guided(guided: torch.Tensor, cond: torch.Tensor, anchor: torch.Tensor, phi: float) -> torch.Tensor:
+    """diffusers' ``rescale_noise_cfg`` of the guided prediction against the conditional one, in the velocity
+    frame of the equivalent flow (see the module docstring), for denoised predictions D: v = (x_f - D) / t, so
+    std(v_c) / std(v_g) = std(x_f - D_c) / std(x_f - D_g) per sample (t cancels) and the rescaled velocity
+    s v_g, s = 1 + phi (std_c / std_g - 1), is D = x_f - s (x_f - D_g). Unbiased std over all non-batch dims,
+    in fp32; a guided prediction with no spread (std 0) is left as it is."""
+    v_g = anchor.float() - guided.float()
+    v_c = anchor.float() - cond.float()
+    dims = list(range(1, v_g.ndim))
+    std_g, std_c = v_g.std(dim=dims, keepdim=True), v_c.std(dim=dims, keepdim=True)
+    ratio = torch.where(std_g > 0, std_c / std_g.clamp_min(EPS), torch.ones_like(std_g))
+    return (anchor.float() - v_g * (1.0 + phi * (ratio - 1.0))).to(guided.dtype)
 
 
 def per_sample_view(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -171,7 +171,7 @@ def test_several_bad_numbers_are_reported_in_one_message(comfy_server):
     with pytest.raises(PromptRejected) as err:
         comfy_server.post_prompt(graph)
     messages = {e["details"].split(" - ", 1)[1] for e in err.value.node_errors[ours]["errors"]}
-    assert messages == {"RAAG Guider: w_max must be in [1, 100], got nan; alpha must be in [0, 100], got 500"}
+    assert messages == {"RAAG / MAMBO-G Guider: w_max must be in [1, 100], got nan; alpha must be in [0, 100], got 500"}
 
 
 def test_missing_negative_is_rejected_naming_the_input(comfy_server):

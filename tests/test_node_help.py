@@ -26,6 +26,11 @@ ALIAS_TARGETS = {
     "S2": ["RAAGS2Guidance_S2Guider", "RAAGS2Guidance_RAAGS2Guider"],
     "adaptive cfg": ["RAAGS2Guidance_RAAGGuider", "RAAGS2Guidance_RAAGS2Guider"],
     "ratio": ["RAAGS2Guidance_RAAGGuider", "RAAGS2Guidance_RAAGS2Guider"],
+    # RAAG's paper is MAMBO-G since its v4 (and in diffusers): in the display names too, so every frontend finds it
+    "MAMBO": ["RAAGS2Guidance_RAAGGuider", "RAAGS2Guidance_RAAGS2Guider", "RAAGS2Guidance_RAAGModelPatch",
+              "RAAGS2Guidance_RAAGS2ModelPatch"],
+    "magnitude-aware guidance": ["RAAGS2Guidance_RAAGGuider", "RAAGS2Guidance_RAAGS2Guider",
+                                 "RAAGS2Guidance_RAAGModelPatch"],
 }
 
 
