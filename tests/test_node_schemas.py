@@ -180,3 +180,13 @@ def test_allowed_options_exist_in_the_comfyui_under_test():
     for kind in ("Float", "Int", "String", "Boolean", "Combo"):
         assert ALLOWED[f"{kind}.Input"] <= params(getattr(io, kind).Input.__init__), kind
     assert ALLOWED["Input"] <= params(io.Model.Input.__init__)
+
+
+def test_registry_icon_exists_where_pyproject_points():
+    """The Comfy registry shows the icon ``[tool.comfy] Icon`` points at (a file of this repository's main)."""
+    import tomllib
+
+    icon = tomllib.loads((PACK_DIR / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["comfy"]["Icon"]
+    path = PACK_DIR / icon.split("/main/", 1)[1]
+    assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", icon
+    assert "MAMBO-G" in (PACK_DIR / "pyproject.toml").read_text(encoding="utf-8")
