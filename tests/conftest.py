@@ -36,9 +36,13 @@ def pytest_report_header(config):
 
 def pytest_terminal_summary(terminalreporter):
     """Says which ComfyUI ran, and which model families it lacks (their tests do not exist here)."""
+    import release_features
     import tiny_models
 
     terminalreporter.write_line(f"ComfyUI {comfy_env.comfy_version()} ({comfy_env.comfy_root()})")
+    if release_features.ABSENT:
+        terminalreporter.write_line("features this ComfyUI does not have (a test that needs one skips, saying so): "
+                                    + ", ".join(sorted(set(release_features.ABSENT.values()))))
     missing = tiny_models.MISSING_ARCHS
     if missing:
         terminalreporter.write_line(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import comfy.model_sampling
 import pytest
+import release_features
 import tiny_models as tm
 import torch
 from core_nodes import first
@@ -153,7 +154,7 @@ def test_drop_count_rounds_half_up():
 
 # -- 2: core's step caches never see S²'s sub-network pass ------------------------------------------------
 def test_easycache_sees_only_the_full_passes(monkeypatch):
-    nodes_easycache = pytest.importorskip("comfy_extras.nodes_easycache", reason="this ComfyUI has no EasyCache")
+    nodes_easycache = release_features.require("easycache")
     from raag_s2_guidance.guiders.blocks import PASS_MARKER
 
     seen = []
@@ -186,7 +187,7 @@ def test_easycache_sees_only_the_full_passes(monkeypatch):
 def test_lazycache_with_s2(monkeypatch):
     """LazyCache wraps the guider's whole predict_noise: S²'s sub-network pass runs inside it, so the
     cache is entered once per step and keeps the guided result; a step it reuses runs no pass at all."""
-    nodes_easycache = pytest.importorskip("comfy_extras.nodes_easycache", reason="this ComfyUI has no LazyCache")
+    nodes_easycache = release_features.require("lazycache")
     entered = []
     wrapper = nodes_easycache.lazycache_predict_noise_wrapper
 
@@ -208,7 +209,7 @@ def test_lazycache_with_s2(monkeypatch):
 
 # -- 3: NAG (core NAGuidance, newer ComfyUI) also acts in S²'s sub-network pass -----------------------
 def test_nag_sees_the_sub_network_pass_as_a_positive_negative_pair():
-    nodes_nag = pytest.importorskip("comfy_extras.nodes_nag", reason="this ComfyUI has no NAGuidance")
+    nodes_nag = release_features.require("nag")
     case = tm.build("flux")
     nag = first(nodes_nag.NAGuidance, model=case.patcher, nag_scale=5.0, nag_alpha=0.25, nag_tau=2.5)
     with ModelCalls(nag, watch_blocks=False) as probe:
@@ -242,3 +243,24 @@ def test_inpainting_rho_is_measured_inside_the_mask():
         whole = guidance_ratio(pre["cond"], pre["uncond"], flow_anchor(ms, pre["x"], pre["sigma"]))
         assert row["rho"][0] == pytest.approx(inside.item(), rel=1e-5)
         assert abs(inside.item() - whole.item()) > 1e-4 * whole.item()
+
+
+# -- nested latents (LTX-2's (video, audio)): the mask reaches the engine packed like the latents ------------
+def test_a_packed_mask_masks_the_same_elements_as_the_parts():
+    """Since 0.3.67 core packs nested latents into one flat [B, 1, N] tensor before the sampler, and (0.6.0+)
+    their denoise masks the same way (comfy.utils.pack_latents). The engine hands RAAG's ratio the mask as
+    the sampler gets it: packed, it must give the ratio of the unpacked parts under their masks."""
+    import comfy.utils
+
+    gen = torch.Generator().manual_seed(9)
+    video, audio = (2, 16, 3, 4, 4), (2, 8, 12)
+    parts = {name: [torch.randn(shape, generator=gen) for _ in range(3)] for name, shape in (("v", video), ("a", audio))}
+    masks = [(torch.rand(video, generator=gen) > 0.5).float(), (torch.rand(audio, generator=gen) > 0.3).float()]
+    packed = [comfy.utils.pack_latents([parts["v"][i], parts["a"][i]])[0] for i in range(3)]
+    region, shapes = comfy.utils.pack_latents(masks)
+    assert region.shape == packed[0].shape and [tuple(s) for s in shapes] == [video, audio]
+    ours = guidance_ratio(packed[0], packed[1], packed[2], region=region)
+    flat = [torch.cat([parts["v"][i].flatten(1), parts["a"][i].flatten(1)], 1) for i in range(3)]
+    flat_region = torch.cat([masks[0].flatten(1), masks[1].flatten(1)], 1)
+    torch.testing.assert_close(ours, guidance_ratio(flat[0], flat[1], flat[2], region=flat_region))
+    assert not torch.allclose(ours, guidance_ratio(packed[0], packed[1], packed[2]))  # the mask matters

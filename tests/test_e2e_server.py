@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -51,6 +52,23 @@ def test_pack_is_loaded_from_outside_the_comfyui_folder(comfy_server):
     core = info["CFGGuider"]["category"]  # core's own guider menu on this version
     for node_id in [*OUR_GUIDERS, "RAAGS2Guidance_TracePlot"]:
         assert info[node_id]["category"] == core
+
+
+def test_the_server_keeps_a_file_database_as_a_users_server_does(comfy_server):
+    """Not an in-memory sqlite: on some releases (0.9-0.16) the asset code run by /object_info opens another
+    connection than the migrations and finds no tables, and every server test would fail there. With the
+    database support installed (SQLAlchemy, alembic), the server opens the file under its own folder (its
+    tables where the release's migrations have any); and /object_info answers with a model file present (the
+    asset scan's trigger)."""
+    command = comfy_server.command()
+    url = command[command.index("--database-url") + 1]
+    assert ":memory:" not in url and url == comfy_server.database_url
+    database = Path(url.removeprefix("sqlite:///"))
+    assert database.is_absolute() and comfy_server.base in database.parents
+    assert any(comfy_server.base.glob("models/*/*.safetensors"))
+    assert "RAAGS2Guidance_RAAGGuider" in comfy_server.object_info()
+    if importlib.util.find_spec("sqlalchemy") and importlib.util.find_spec("alembic"):
+        assert database.is_file(), comfy_server.log_tail()
 
 
 @pytest.mark.parametrize("node_id", list(OUR_GUIDERS))

@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import release_features
 from raag_s2_guidance import WEB_DIRECTORY
 from raag_s2_guidance.nodes import NODES
 from raag_s2_guidance.nodes.base import schema_accepts
@@ -74,6 +75,7 @@ def test_search_aliases_where_the_running_comfyui_has_them(node_id):
 
 def test_each_search_term_finds_its_nodes():
     if not schema_accepts("search_aliases"):
+        release_features.ABSENT["search_aliases"] = "node search aliases (io.Schema.search_aliases)"
         pytest.skip("this ComfyUI's io.Schema has no search_aliases (the search matches names only)")
     for term, targets in ALIAS_TARGETS.items():
         for node_id in targets:

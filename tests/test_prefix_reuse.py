@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import comfy.samplers
 import pytest
+import release_features
 import tiny_models as tm
 import torch
 from core_nodes import first
@@ -136,7 +137,7 @@ def test_controlnet_with_reuse_equals_the_whole_pass(monkeypatch):
 
 
 def test_nag_pairs_keep_both_rows(monkeypatch):
-    nodes_nag = pytest.importorskip("comfy_extras.nodes_nag", reason="this ComfyUI has no NAGuidance")
+    nodes_nag = release_features.require("nag")
     case = tm.build("flux")
     nag = first(nodes_nag.NAGuidance, model=case.patcher, nag_scale=5.0, nag_alpha=0.25, nag_tau=2.5)
     reused, rows = run(case, s2_guider(case, patcher=nag, **S2), sampler="euler", batch=3, inpaint=False)

@@ -126,3 +126,8 @@ def test_dropping_a_block_changes_the_output(arch):
         assert torch.isfinite(dropped).all()
         assert rel > 1e-3, f"{arch}.{name}[1] is a near-identity (relative change {rel:.2e})"
     assert torch.equal(tm.predict(case, x, sigma), full), "restoring the block did not restore the model"
+
+
+def test_every_family_module_this_release_has_imports():
+    """A family's module that exists on this ComfyUI but fails to import is a failure, not a missing family."""
+    assert tm.BROKEN_ARCHS == {}, tm.BROKEN_ARCHS

@@ -70,6 +70,14 @@ class ComfyServer:
         for folder in MODEL_FOLDERS:
             (self.base / "models" / folder).mkdir(parents=True, exist_ok=True)
 
+    @property
+    def database_url(self) -> str:
+        """A file database under the server's own folder, as a user's server has (the default path ignores
+        ``--base-directory``). Not ``:memory:``: some releases' asset code (0.9-0.16) opens another connection
+        than its migrations did and finds no tables there ("no such table", /object_info answering 500)."""
+        (self.base / "user").mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.base / 'user' / 'comfyui.db').resolve()}"
+
     def model_path(self, folder: str, name: str) -> Path:
         """Where a model file must be placed (before or after start) to appear in ``folder``'s list."""
         return self.base / "models" / folder / name
@@ -91,7 +99,7 @@ class ComfyServer:
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-               "--disable-auto-launch", "--disable-api-nodes", "--database-url", "sqlite:///:memory:",
+               "--disable-auto-launch", "--disable-api-nodes", "--database-url", self.database_url,
                "--extra-model-paths-config", str(self._write_config())]
         for flag in ("output", "input", "temp", "user"):
             (self.base / flag).mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,7 @@ import comfy.model_patcher
 import comfy.supported_models
 import comfy_env
 import core_nodes
+import release_features
 import torch
 
 ALL_ARCHS: tuple[str, ...] = (
@@ -293,20 +294,29 @@ SPECS: dict[str, _Spec] = {
 }
 
 
-def _available(spec: _Spec) -> bool:
+BROKEN_ARCHS: dict[str, str] = {}  # family -> the import error of a module this release has (a failure)
+
+
+def _available(arch: str, spec: _Spec) -> bool:
+    """Whether this release has the family. Absent only where the module does not exist here; a module that
+    exists and fails to import is recorded in BROKEN_ARCHS (tests/test_tiny_models.py fails on it)."""
     if spec.requires is None:
         return hasattr(comfy.supported_models, spec.config)
     module, name = spec.requires.rsplit(".", 1)
-    try:
-        return hasattr(importlib.import_module(module), name) and hasattr(comfy.supported_models, spec.config)
-    except ImportError:
+    if not release_features.module_exists(module):
         return False
+    try:
+        found = importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 (recorded, and reported as a test failure)
+        BROKEN_ARCHS[arch] = f"{module}: {type(exc).__name__}: {exc}"
+        return False
+    return hasattr(found, name) and hasattr(comfy.supported_models, spec.config)
 
 
 # The families this ComfyUI has, and the ones it lacks (family -> the class it would need).
-ARCHS: tuple[str, ...] = tuple(a for a in ALL_ARCHS if _available(SPECS[a]))
+ARCHS: tuple[str, ...] = tuple(a for a in ALL_ARCHS if _available(a, SPECS[a]))
 MISSING_ARCHS: dict[str, str] = {a: SPECS[a].requires or f"comfy.supported_models.{SPECS[a].config}"
-                                 for a in ALL_ARCHS if a not in ARCHS}
+                                 for a in ALL_ARCHS if a not in ARCHS and a not in BROKEN_ARCHS}
 
 
 @dataclass
