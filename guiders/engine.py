@@ -70,6 +70,11 @@ class Guidance:
     def label(self) -> str:
         return label(self.methods)
 
+    def __deepcopy__(self, memo):
+        """ModelPatcher.clone() deep-copies model_options: a clone (a LoRA after the patch...) gets the same
+        settings and a trace of its own, without copying this one's tensors."""
+        return Guidance(self.raag, self.s2)
+
 
 def label(methods) -> str:
     return " + ".join({"raag": "RAAG", "s2": "S²"}[m] for m in methods)

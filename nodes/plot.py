@@ -145,7 +145,7 @@ def draw_trace(rows: list[dict], title: str = "") -> np.ndarray:
     if title:
         _text(draw, (MARGIN_LEFT, 10), title, title_font)
     if not rows:
-        _text(draw, (MARGIN_LEFT, HEIGHT // 2), "empty trace: run the sampler first", font)
+        _text(draw, (MARGIN_LEFT, HEIGHT // 2), "empty trace: not sampled yet (connect the guider or MODEL the sampler used, after it)", font)
         return np.asarray(image)
     xs = _positions(rows)
     x_max = max(xs[-1] + 0.5, 1.0)

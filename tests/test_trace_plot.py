@@ -149,3 +149,25 @@ def test_plot_without_a_pack_guider_or_patched_model_says_why():
     for other in (case.patcher, comfy_nodes.KSampler(), None):
         with pytest.raises(ValueError, match="Guidance Trace Plot: guider: expects a guider of this pack or a MODEL"):
             GuidanceTracePlotNode.execute(guider=other, latent=latent)
+
+
+def test_a_clone_of_a_patched_model_keeps_the_methods_with_a_trace_of_its_own():
+    """A node after the patch (LoRA...) clones the MODEL: core deep-copies model_options. The clone samples
+    with the same methods and records its own trace; the trace's tensors are not copied."""
+    import copy
+
+    from raag_s2_guidance.guiders import guidance_of
+
+    case = tm.build("sd3")
+    model = RAAGS2ModelPatchNode.execute(model=case.patcher, **PATCH_SETTINGS[RAAGS2ModelPatchNode]).result[0]
+    comfy_nodes.KSampler().sample(model, 5, 4, 5.0, "euler", "simple", case.positive, case.negative,
+                                  {"samples": case.latent.clone()}, denoise=1.0)
+    original = guidance_of(model)
+    clone = model.clone()
+    copied = guidance_of(clone)
+    assert copied is not original and (copied.raag, copied.s2) == (original.raag, original.s2)
+    assert len(original.trace) == 4 and len(copied.trace) == 0
+    comfy_nodes.KSampler().sample(clone, 5, 3, 5.0, "euler", "simple", case.positive, case.negative,
+                                  {"samples": case.latent.clone()}, denoise=1.0)
+    assert len(copied.trace) == 3 and len(original.trace) == 4
+    assert len(copy.deepcopy(original).trace) == 0
