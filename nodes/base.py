@@ -64,6 +64,12 @@ def errors_named(display_name: str):
         raise type(exc)(named(display_name, str(exc))) from None
 
 
+# Where a workflow saved with an older version puts a value of an input that is gone (widget values are
+# positional): the RAAG + S² (model patch)'s old seed lands in ``rescale``, which came after it.
+LEGACY_HINTS = {"rescale": " (a RAAG + S² (model patch) saved before rescale existed carries its old S² seed "
+                           "here, which the sampler's seed replaced: set rescale to 0)"}
+
+
 def check_inputs(display_name: str, **values) -> bool | str:
     """Queue-time check of a node's numbers and choices: True, or one message (after the node's display
     name) naming every bad input and its allowed range, then a reversed or empty step window. NaN is
@@ -77,7 +83,7 @@ def check_inputs(display_name: str, **values) -> bool | str:
         try:
             check(name, value)
         except ValueError as exc:
-            problems.append(str(exc))
+            problems.append(str(exc) + LEGACY_HINTS.get(name, ""))
     start, end = values.get("start_percent"), values.get("end_percent")
     if not problems and start is not None and end is not None:
         try:

@@ -262,18 +262,27 @@ def test_workflow_loads_converts_and_is_accepted(ui, name):
 
 def test_a_workflow_saved_with_the_old_s2_seed_widgets_loads_and_runs(ui):
     """The S² patches had a seed widget (with its control_after_generate value) before they took the
-    sampler's seed: a workflow saved then (the shipped demo KSampler graph of that version) still loads
-    without a warning, keeps every other widget value, drops the two seed values, and runs to its images."""
+    sampler's seed; widget values are positional. A workflow saved then (the shipped demo KSampler graph of
+    that version) loads without a missing node; the S² patch keeps every other value and drops the two seed
+    values. The RAAG + S² patch has gained ``rescale`` after its window, where the old seed lands: the
+    queue rejects it naming rescale and saying why; set to 0, the workflow runs to its images."""
     server, app = ui
     workflow = json.loads((FIXTURES / "demo_ksampler_with_seed_widgets.json").read_text(encoding="utf-8"))
-    old = {n["id"]: n["widgets_values"] for n in workflow["nodes"] if n["type"].endswith("S2ModelPatch")}
-    assert len(old) == 2 and all(values[-2:] == [42, "fixed"] for values in old.values())
+    old = {n["id"]: (n["type"], n["widgets_values"]) for n in workflow["nodes"] if n["type"].endswith("S2ModelPatch")}
+    assert len(old) == 2 and all(values[-2:] == [42, "fixed"] for _, values in old.values())
     report = app.load_workflow(workflow, "demo_ksampler_with_seed_widgets")
     assert report["unregistered"] == [] and report["missingNodeDialog"] == []
-    assert report["widgetProblems"] == [] and report["toasts"] == []
+    both = next(i for i, (kind, _) in old.items() if kind.endswith("RAAGS2ModelPatch"))
+    assert report["widgetProblems"] == [f"#{both} RAAGS2Guidance_RAAGS2ModelPatch.rescale = 42: above max 1"], \
+        report["widgetProblems"]
     loaded = {n["id"]: n for n in report["graph"]["nodes"]}
-    for node_id, values in old.items():
+    for node_id, (_, values) in old.items():
         assert loaded[node_id]["widgets_values"][:len(values) - 2] == values[:-2]
+    rejected = app.submit_prompt()
+    text = json.dumps(rejected["body"], ensure_ascii=False)
+    assert "rescale must be in [0, 1], got 42" in text and "old S² seed" in text, rejected["body"]
+    assert set(rejected["body"].get("node_errors", {})) == {str(both)}
+    app.set_widget(both, "rescale", 0.0)
     submitted = app.submit_prompt()
     assert submitted["status"] == 200 and submitted["body"].get("node_errors") == {}, submitted["body"]
     for node_id in old:

@@ -17,6 +17,7 @@ from typing import Any
 import make_subgraphs
 import make_workflows
 import pytest
+import release_features
 import torch
 from comfy_env import PACK_NAME, comfy_root, comfy_version
 from comfy_server import PromptRejected
@@ -28,7 +29,7 @@ SUBGRAPHS = Path(__file__).resolve().parents[1] / "subgraphs"
 P = make_workflows.PACK_PREFIX
 # name -> (guider node type, steps, the widgets exposed on the blueprint node)
 EXPECTED = {
-    "RAAG sampler": (P + "RAAGGuider", 10, ["noise_seed", "steps", "w_max", "alpha"]),
+    "RAAG sampler": (P + "RAAGGuider", 10, ["noise_seed", "steps", "w_max", "alpha", "rescale"]),
     "S2 sampler": (P + "S2Guider", 28, ["noise_seed", "steps", "cfg", "omega", "drop_ratio"]),
 }
 SOCKETS = ["model", "positive", "negative", "latent_image"]
@@ -168,8 +169,9 @@ def test_papers_settings(name, infos):
     assert by_type["BasicScheduler"] == {"scheduler": "normal", "steps": steps, "denoise": 1.0}
     assert by_type["KSamplerSelect"] == {"sampler_name": "euler"}
     guider = by_type[guider_type]
-    if guider_type.endswith("RAAGGuider"):
-        assert (guider["w_max"], guider["alpha"], guider["ratio_mode"]) == (18.0, 12.0, "per_sample")
+    if guider_type.endswith("RAAGGuider"):  # the authors' official SD3.5 setting
+        assert (guider["w_max"], guider["alpha"], guider["ratio_mode"], guider["rescale"]) == (
+            18.0, 12.0, "per_sample", 0.0)
     else:
         assert (guider["cfg"], guider["omega"], guider["drop_ratio"]) == (7.5, 0.25, 0.1)
     assert (guider["start_percent"], guider["end_percent"]) == (0.0, 1.0)
@@ -240,6 +242,7 @@ def tiny_prompt(name: str, object_info: dict, values: dict[str, Any] | None = No
 # -- the real server ------------------------------------------------------------------------------------
 @pytest.mark.e2e
 def test_server_lists_and_serves_both_blueprints(comfy_server):
+    release_features.require("global_subgraphs")
     try:
         listed = comfy_server.get("/global_subgraphs")
     except urllib.error.HTTPError as err:
@@ -263,7 +266,8 @@ def test_flattened_blueprint_validates_and_runs(comfy_server, name):
     guider_type, _, exposed = EXPECTED[name]
     knob = exposed[-1]  # the last guider knob, set through the blueprint node's widget
     spec = object_info[guider_type]["input"]["required"][knob]
-    value = round((spec[1]["min"] + spec[1]["default"]) / 2, 3)
+    bound = spec[1]["min"] if spec[1]["min"] < spec[1]["default"] else spec[1]["max"]  # (rescale's default is its min)
+    value = round((bound + spec[1]["default"]) / 2, 3)  # between the default and a bound: never the default
     prompt = tiny_prompt(name, object_info, {"noise_seed": 7, "steps": 3, knob: value})
     by_type = {node["class_type"]: node["inputs"] for node in prompt.values()}
     assert by_type["RandomNoise"]["noise_seed"] == 7

@@ -34,7 +34,16 @@ EXPECTED_MODELS = {
     "s2_ksampler_wan21_t2v": {"diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors",
                                    "text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors",
                                    "vae/wan_2.1_vae.safetensors"},
+    "raag_lumina2": {"checkpoints/lumina_2.safetensors"},
+    "raag_wan22_t2v": {"diffusion_models/wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors",
+                       "diffusion_models/wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors",
+                       "text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors", "vae/wan_2.1_vae.safetensors"},
+    "raag_ksampler_wan22_t2v": {"diffusion_models/wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors",
+                                "diffusion_models/wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors",
+                                "text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                                "vae/wan_2.1_vae.safetensors"},
 }
+RAAG_TYPES = {P + t for t in ("RAAGGuider", "RAAGS2Guider", "RAAGModelPatch", "RAAGS2ModelPatch")}
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +69,19 @@ def widgets(node: dict) -> dict:
 
 
 def upstream(workflow: dict, node: dict, input_name: str) -> dict:
+    return upstream_slot(workflow, node, input_name)[0]
+
+
+def upstream_slot(workflow: dict, node: dict, input_name: str) -> tuple[dict, str]:
+    """The node feeding ``input_name`` of ``node``, and the name of its output slot."""
     link_id = next(i["link"] for i in node["inputs"] if i["name"] == input_name)
-    origin = next(link[1] for link in workflow["links"] if link[0] == link_id)
-    return next(n for n in workflow["nodes"] if n["id"] == origin)
+    origin, slot = next((link[1], link[2]) for link in workflow["links"] if link[0] == link_id)
+    source = next(n for n in workflow["nodes"] if n["id"] == origin)
+    return source, source["outputs"][slot]["name"]
+
+
+def note_of(workflow: dict) -> str:
+    return next(n for n in workflow["nodes"] if n["type"] == "MarkdownNote")["widgets_values"][0]
 
 
 def of_type(workflow: dict, node_type: str) -> list[dict]:
@@ -192,10 +211,123 @@ def test_flux_family_workflow_uses_a_real_cfg_model():
     assert "Chroma" in note and "distilled" in note
 
 
-def test_qwen_image_workflow_uses_raag():
+def test_qwen_image_workflow_uses_the_official_setting():
+    """The authors' qwen_sample.py and diffusers' MagnitudeAwareGuidance example: w_max 10, alpha 8, rescale 1."""
     wf = load("raag_qwen_image")
     (raag,) = of_type(wf, P + "RAAGGuider")
+    values = widgets(raag)
+    assert (values["w_max"], values["alpha"], values["rescale"], steps_of(wf, raag)) == (10.0, 8.0, 1.0, 10)
+    assert values["cfg"] == 2.5  # only outside RAAG's window: ComfyUI's Qwen-Image template's CFG
+    assert "**official**" in note_of(wf) and "qwen_sample.py" in note_of(wf)
+
+
+@pytest.mark.parametrize("name", GENERATED)
+def test_raag_nodes_carry_rescale_and_their_display_names(name, infos):
+    """Every RAAG node has its rescale value in the file, and its title names it as the node's display name
+    does (RAAG / MAMBO-G); a note that gives RAAG settings says whether they are official or ours."""
+    wf = load(name)
+    nodes = [n for n in wf["nodes"] if n["type"] in RAAG_TYPES]
+    for node in nodes:
+        assert "rescale" in widgets(node), f"#{node['id']} {node['type']}"
+        assert "RAAG / MAMBO-G" in node["title"], node["title"]
+    for node in nodes if name != "ab_compare_sd35" else []:  # (there: "B: RAAG / MAMBO-G", ...)
+        assert node["title"] == infos[node["type"]]["display_name"], node["title"]
+    if nodes and name != "demo_ksampler":  # (the demo model's settings are its own)
+        note = note_of(wf)
+        assert "official" in note or "*ours*" in note
+
+
+def test_display_names_in_the_generator_are_the_nodes(infos):
+    for constant, node in (("RAAG_GUIDER", "RAAGGuider"), ("RAAG_S2_GUIDER", "RAAGS2Guider"),
+                           ("RAAG_PATCH", "RAAGModelPatch"), ("RAAG_S2_PATCH", "RAAGS2ModelPatch")):
+        assert getattr(make_workflows, constant) == infos[P + node]["display_name"]
+
+
+def wan22_expert(wf: dict, sampler: dict) -> str:
+    """Which Wan 2.2 14B expert ("high" or "low") the MODEL of ``sampler`` (a guider or a patched MODEL,
+    through ModelSamplingSD3 at shift 8) comes from."""
+    guided = upstream(wf, sampler, "guider" if sampler["type"] == "SamplerCustomAdvanced" else "model")
+    assert guided["type"] in (P + "RAAGGuider", P + "RAAGModelPatch")
+    values = widgets(guided)
+    assert (values["w_max"], values["alpha"], values["rescale"]) == (8.0, 12.0, 0.0)  # ours
+    shift = upstream(wf, guided, "model")
+    assert shift["type"] == "ModelSamplingSD3" and widgets(shift)["shift"] == 8.0
+    name = widgets(upstream(wf, shift, "model"))["unet_name"]
+    assert name.startswith("wan2.2_t2v_") and name.endswith("_14B_fp8_scaled.safetensors")
+    return name.split("_")[2]  # wan2.2_t2v_<high|low>_noise_14B_...
+
+
+def assert_traced(wf: dict, pairs: set[tuple[int, int]]) -> None:
+    """A Guidance Trace Plot on each (guider or patched MODEL, sampler) pair, shown by a PreviewImage."""
+    plots = of_type(wf, P + "TracePlot")
+    assert {(upstream(wf, p, "guider")["id"], upstream(wf, p, "latent")["id"]) for p in plots} == pairs
+    for plot in plots:
+        assert any(upstream(wf, n, "images") is plot for n in of_type(wf, "PreviewImage"))
+
+
+def test_wan22_ksampler_workflow_splits_the_steps_between_the_experts():
+    wf = load("raag_ksampler_wan22_t2v")
+    first, second = sorted(of_type(wf, "KSamplerAdvanced"), key=lambda n: widgets(n)["start_at_step"])
+    assert (wan22_expert(wf, first), wan22_expert(wf, second)) == ("high", "low")
+    a, b = widgets(first), widgets(second)
+    assert (a["add_noise"], a["start_at_step"], a["end_at_step"], a["return_with_leftover_noise"]) == (
+        "enable", 0, 6, "enable")
+    assert (b["add_noise"], b["start_at_step"], b["end_at_step"], b["return_with_leftover_noise"]) == (
+        "disable", 6, 10000, "disable")
+    for key in ("noise_seed", "steps", "cfg", "sampler_name", "scheduler"):
+        assert a[key] == b[key], key
+    assert (a["steps"], a["cfg"], a["sampler_name"], a["scheduler"]) == (12, 3.5, "euler", "simple")
+    assert upstream(wf, first, "latent_image")["type"] == "EmptyHunyuanLatentVideo"
+    assert upstream(wf, second, "latent_image") is first
+    (decode,) = of_type(wf, "VAEDecode")
+    assert upstream(wf, decode, "samples") is second and of_type(wf, "SaveWEBM")
+    assert_traced(wf, {(upstream(wf, k, "model")["id"], k["id"]) for k in (first, second)})
+    assert "*ours*" in note_of(wf)
+
+
+def test_wan22_split_sigmas_workflow_gives_each_expert_its_part():
+    wf = load("raag_wan22_t2v")
+    samplers = of_type(wf, "SamplerCustomAdvanced")
+    by_expert = {wan22_expert(wf, s): s for s in samplers}
+    assert sorted(by_expert) == ["high", "low"]
+    high, low = by_expert["high"], by_expert["low"]
+    (split,) = of_type(wf, "SplitSigmas")
+    assert widgets(split)["step"] == 6
+    schedule = upstream(wf, split, "sigmas")
+    assert widgets(schedule) == {"scheduler": "simple", "steps": 12, "denoise": 1.0}
+    assert upstream_slot(wf, high, "sigmas") == (split, "high_sigmas")
+    assert upstream_slot(wf, low, "sigmas") == (split, "low_sigmas")
+    assert upstream(wf, high, "noise")["type"] == "RandomNoise"
+    assert upstream(wf, low, "noise")["type"] == "DisableNoise"
+    assert upstream(wf, high, "latent_image")["type"] == "EmptyHunyuanLatentVideo"
+    assert upstream_slot(wf, low, "latent_image") == (high, "output")
+    picked = {upstream(wf, s, "sampler")["id"] for s in samplers}
+    assert len(picked) == 1 and widgets(of_type(wf, "KSamplerSelect")[0])["sampler_name"] == "euler"
+    assert {widgets(upstream(wf, s, "guider"))["cfg"] for s in samplers} == {3.5}
+    (decode,) = of_type(wf, "VAEDecode")
+    assert upstream(wf, decode, "samples") is low and of_type(wf, "SaveWEBM")
+    assert_traced(wf, {(upstream(wf, s, "guider")["id"], s["id"]) for s in samplers})
+    assert "*ours*" in note_of(wf)
+
+
+def test_lumina2_workflow_follows_comfyuis_template_with_raag_at_10_steps():
+    wf = load("raag_lumina2")
+    (raag,) = of_type(wf, P + "RAAGGuider")
+    values = widgets(raag)
+    assert (values["w_max"], values["alpha"], values["rescale"], values["cfg"]) == (8.0, 12.0, 0.0, 4.0)
     assert steps_of(wf, raag) == 10
+    shift = upstream(wf, raag, "model")
+    assert shift["type"] == "ModelSamplingAuraFlow" and widgets(shift)["shift"] == 6.0
+    assert widgets(upstream(wf, shift, "model"))["ckpt_name"] == "lumina_2.safetensors"
+    sample = sampler_of(wf, raag)
+    assert widgets(upstream(wf, sample, "sampler"))["sampler_name"] == "res_multistep"
+    assert widgets(upstream(wf, sample, "sigmas"))["scheduler"] == "simple"
+    assert widgets(upstream(wf, sample, "latent_image")) == {"width": 1024, "height": 1024, "batch_size": 1}
+    prompt = widgets(upstream(wf, raag, "positive"))["text"]
+    assert prompt.startswith(make_workflows.LUMINA2_SYSTEM_PROMPT) and prompt.endswith(".")
+    assert prompt.startswith("You are an assistant designed to generate superior images") and "<Prompt Start> " in prompt
+    assert_traced(wf, {(raag["id"], sample["id"])})
+    assert "*ours*" in note_of(wf)
 
 
 def test_ab_compare_runs_four_guiders_on_one_seed_and_schedule():

@@ -8,8 +8,9 @@ ComfyUI serves every ``custom_nodes/<pack>/subgraphs/*.json`` at ``GET /global_s
 *Subgraph Blueprints* in the node library. A file is a UI-format workflow (version 0.4) whose root graph
 holds one node: an instance of the single subgraph of ``definitions.subgraphs``.
 
-- ``RAAG sampler``: RAAG Guider + BasicScheduler (normal, 10 steps: the RAAG paper's setting) +
-  KSamplerSelect (euler) + RandomNoise → SamplerCustomAdvanced;
+- ``RAAG sampler``: RAAG / MAMBO-G Guider (w_max 18, alpha 12, rescale 0: the official SD3.5 setting) +
+  BasicScheduler (normal, 10 steps: the RAAG paper's setting) + KSamplerSelect (euler) + RandomNoise →
+  SamplerCustomAdvanced;
 - ``S2 sampler``: the same with the S² Guider (lambda 7.5, omega 0.25, drop_ratio 0.1, 28 steps: the
   S² paper's SD3 setting).
 
@@ -351,15 +352,17 @@ def sampler_blueprint(name: str, description: str, aliases: list[str], infos: di
 def raag_sampler(infos) -> Blueprint:
     return sampler_blueprint(
         "RAAG sampler",
-        "RAAG (ratio-aware adaptive guidance, arXiv 2508.03442) in one node: RAAG Guider, BasicScheduler "
-        "(normal, 10 steps: the paper's setting), euler and a seed into SamplerCustomAdvanced. "
-        "w = 1 + (w_max - 1) exp(-alpha rho); w_max 18 / alpha 12 as in the paper (SD3.5 Large). "
+        "RAAG / MAMBO-G (ratio-aware adaptive guidance, arXiv 2508.03442; MAMBO-G since the paper's v4) in one "
+        "node: RAAG / MAMBO-G Guider, BasicScheduler (normal, 10 steps: the paper's setting), euler and a seed "
+        "into SamplerCustomAdvanced. w = 1 + (w_max - 1) exp(-alpha rho); w_max 18, alpha 12, rescale 0: the "
+        "authors' official SD3.5 Large setting (their Qwen-Image one: w_max 10, alpha 8, rescale 1). "
         "Outputs the sampled LATENT and the GUIDER (for the Guidance Trace Plot).",
-        ["RAAG", "adaptive cfg", "ratio aware adaptive guidance", "few step sampler"], infos,
-        guider_type=PACK_PREFIX + "RAAGGuider", guider_title="RAAG Guider",
+        ["RAAG", "MAMBO-G", "MAMBO", "adaptive cfg", "ratio aware adaptive guidance", "magnitude-aware guidance",
+         "few step sampler"], infos,
+        guider_type=PACK_PREFIX + "RAAGGuider", guider_title="RAAG / MAMBO-G Guider",
         guider={"w_max": 18.0, "alpha": 12.0, "ratio_mode": "per_sample", "start_percent": 0.0,
-                "end_percent": 1.0, "cfg": 5.0},
-        knobs=["w_max", "alpha"], steps=10)
+                "end_percent": 1.0, "cfg": 5.0, "rescale": 0.0},
+        knobs=["w_max", "alpha", "rescale"], steps=10)
 
 
 def s2_sampler(infos) -> Blueprint:

@@ -68,6 +68,16 @@ MODELS: dict[str, tuple[str, str]] = {
         "umt5_xxl_fp8_e4m3fn_scaled.safetensors"),
     "wan_2.1_vae.safetensors": (
         "vae", f"{HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/vae/wan_2.1_vae.safetensors"),
+    "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors": (
+        "diffusion_models",
+        f"{HF}/Comfy-Org/Wan_2.2_ComfyUI_Repackaged/resolve/main/split_files/diffusion_models/"
+        "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors"),
+    "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors": (
+        "diffusion_models",
+        f"{HF}/Comfy-Org/Wan_2.2_ComfyUI_Repackaged/resolve/main/split_files/diffusion_models/"
+        "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"),
+    "lumina_2.safetensors": (
+        "checkpoints", f"{HF}/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/all_in_one/lumina_2.safetensors"),
 }
 # Widget inputs that name a model file (their options are the files found on the user's disk).
 MODEL_WIDGETS = {"ckpt_name", "unet_name", "clip_name", "vae_name"}
@@ -79,19 +89,22 @@ HEIGHTS = {
     "T5TokenizerOptions": 82, "ModelSamplingAuraFlow": 58, "ModelSamplingSD3": 58, "CLIPTextEncode": 200,
     "EmptySD3LatentImage": 106, "EmptyHunyuanLatentVideo": 130, "RandomNoise": 82, "KSamplerSelect": 58,
     "BasicScheduler": 106, "CFGGuider": 98, "SamplerCustomAdvanced": 106, "VAEDecode": 46, "SaveImage": 58,
-    "PreviewImage": 26, "SaveWEBM": 130, PACK_PREFIX + "RAAGGuider": 218,
-    PACK_PREFIX + "S2Guider": 194, PACK_PREFIX + "RAAGS2Guider": 242, PACK_PREFIX + "TracePlot": 46,
+    "PreviewImage": 26, "SaveWEBM": 130, "KSamplerAdvanced": 334, "SplitSigmas": 78, "DisableNoise": 26,
+    PACK_PREFIX + "RAAGGuider": 242, PACK_PREFIX + "S2Guider": 194, PACK_PREFIX + "RAAGS2Guider": 266,
+    PACK_PREFIX + "RAAGModelPatch": 178, PACK_PREFIX + "S2ModelPatch": 130, PACK_PREFIX + "RAAGS2ModelPatch": 226,
+    PACK_PREFIX + "TracePlot": 46,
 }
 # Heights (title bar included) of the nodes whose content makes them taller in Nodes 2.0, the Vue node
 # renderer (measured with frontend 1.58.1 at these widths); a node keeps its own size where that is
 # larger. ``Node.bottom`` is the lower of the two, so the layout has room for both renderers.
 VUE_HEIGHTS = {
     "BasicScheduler": 148, "CFGGuider": 132, "CLIPLoader": 144, "CheckpointLoaderSimple": 156,
-    "EmptyHunyuanLatentVideo": 176, "EmptySD3LatentImage": 148, "KSamplerSelect": 92, "ModelSamplingAuraFlow": 92,
-    "ModelSamplingSD3": 92, "SamplerCustomAdvanced": 144, "T5TokenizerOptions": 144, "UNETLoader": 144,
+    "DisableNoise": 64, "EmptyHunyuanLatentVideo": 176, "EmptySD3LatentImage": 148, "KSampler": 292,
+    "KSamplerAdvanced": 376, "KSamplerSelect": 92, "ModelSamplingAuraFlow": 92, "ModelSamplingSD3": 92,
+    "SamplerCustomAdvanced": 144, "SplitSigmas": 112, "T5TokenizerOptions": 144, "UNETLoader": 144,
     "VAEDecode": 84, "VAELoader": 116, PACK_PREFIX + "DemoDecode": 116, PACK_PREFIX + "DemoModelLoader": 88,
-    PACK_PREFIX + "DemoPrompt": 176, PACK_PREFIX + "RAAGGuider": 296, PACK_PREFIX + "S2Guider": 268,
-    PACK_PREFIX + "RAAGS2Guider": 324, PACK_PREFIX + "RAAGModelPatch": 228, PACK_PREFIX + "S2ModelPatch": 228,
+    PACK_PREFIX + "DemoPrompt": 176, PACK_PREFIX + "RAAGGuider": 324, PACK_PREFIX + "S2Guider": 268,
+    PACK_PREFIX + "RAAGS2Guider": 352, PACK_PREFIX + "RAAGModelPatch": 256, PACK_PREFIX + "S2ModelPatch": 228,
     PACK_PREFIX + "RAAGS2ModelPatch": 312, PACK_PREFIX + "TracePlot": 108,
 }
 WIDTH = 300
@@ -355,6 +368,24 @@ def model_links(*names: str) -> str:
 
 # -- shared pieces ------------------------------------------------------------------------------------
 GUIDERS_MENU = "Add Node → sampling → custom_sampling → guiders"
+# The display names of the pack's RAAG nodes (RAAG is MAMBO-G since the paper's v4): the titles of those
+# nodes in the graphs and the names the notes use (tests/test_workflows.py checks them against the nodes).
+RAAG_GUIDER = "RAAG / MAMBO-G Guider"
+RAAG_S2_GUIDER = "RAAG / MAMBO-G + S² Guider"
+RAAG_PATCH = "RAAG / MAMBO-G (model patch)"
+RAAG_S2_PATCH = "RAAG / MAMBO-G + S² (model patch)"
+LUMINA2_CKPT = "lumina_2.safetensors"
+# ComfyUI's Lumina 2 template puts this system prompt in front of the user's (Lumina 2's own sample code's)
+LUMINA2_SYSTEM_PROMPT = ("You are an assistant designed to generate superior images with the superior degree of "
+                         "image-text alignment based on textual prompts or user prompts. <Prompt Start> ")
+WAN22_HIGH = "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors"
+WAN22_LOW = "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"
+WAN_PROMPT = "a fox moving quickly in a beautiful winter scenery nature trees mountains daytime tracking camera"
+# Wan 2.2 14B with RAAG (ours: no official Wan settings): 12 steps, the experts switching half-way; cfg 3.5
+# (the template's) only outside RAAG's window
+WAN22_STEPS, WAN22_SWITCH, WAN22_CFG = 12, 6, 3.5
+WAN22_RAAG = {"w_max": 8.0, "alpha": 12.0, "ratio_mode": "per_sample", "start_percent": 0.0, "end_percent": 1.0,
+              "rescale": 0.0}
 SD35_CKPT = "sd3.5_large_fp8_scaled.safetensors"
 NEGATIVE = ""  # an empty negative prompt: the papers' unconditional branch
 
@@ -387,9 +418,10 @@ def prompts_and_latent(wf: Workflow, clip: tuple[Node, int], x: float, prompt: s
 
 
 def prompts_seed_sampler(wf: Workflow, clip: tuple[Node, int], x: float, prompt: str, latent_type: str,
-                         sampler: str = "euler", **latent: Any) -> tuple[Node, Node, Node, Node, Node]:
+                         sampler: str = "euler", seed_title: str = "Seed (shared by every branch)",
+                         **latent: Any) -> tuple[Node, Node, Node, Node, Node]:
     positive, negative, empty = prompts_and_latent(wf, clip, x, prompt, latent_type, **latent)
-    noise = wf.below(empty, "RandomNoise", title="Seed (shared by every branch)", noise_seed=SEED)
+    noise = wf.below(empty, "RandomNoise", title=seed_title, noise_seed=SEED)
     pick = wf.below(noise, "KSamplerSelect", sampler_name=sampler)
     wf.group("Prompt, size, seed, sampler", [positive, negative, empty, noise, pick])
     return positive, negative, empty, noise, pick
@@ -453,23 +485,24 @@ def raag_sd35(infos) -> Workflow:
     c = sd35_common(wf, "a photo of an astronaut on a moon")
     # scheduler "normal": the sigmas of diffusers' FlowMatchEulerDiscreteScheduler at SD3.5's shift 3,
     # which the official RAAG and S² runs used (at 10 steps: 1, .960, .913, ..., .278, .009)
-    raag = branch(wf, c, PACK_PREFIX + "RAAGGuider", c.right, 0, steps=10, scheduler="normal", title="RAAG Guider",
-                  prefix="raag_sd35/raag_10_steps", group="RAAG: 10 steps", w_max=18.0, alpha=12.0,
-                  ratio_mode="per_sample", start_percent=0.0, end_percent=1.0, cfg=7.0)
+    raag = branch(wf, c, PACK_PREFIX + "RAAGGuider", c.right, 0, steps=10, scheduler="normal", title=RAAG_GUIDER,
+                  prefix="raag_sd35/raag_10_steps", group="RAAG / MAMBO-G: 10 steps", w_max=18.0, alpha=12.0,
+                  ratio_mode="per_sample", start_percent=0.0, end_percent=1.0, cfg=7.0, rescale=0.0)
     y = max(n.bottom for n in raag.values()) + 140
     branch(wf, c, "CFGGuider", c.right, y, steps=30, scheduler="normal", title="CFG Guider (comparison)",
            prefix="raag_sd35/cfg_30_steps",
            trace=False, group="CFG: 30 steps (3x the model calls)", cfg=7.0)
     wf.note(f"""
-# RAAG on SD3.5 Large: 10 RAAG steps against 30 CFG steps
+# RAAG / MAMBO-G on SD3.5 Large: 10 RAAG steps against 30 CFG steps
 
-**RAAG** (ratio-aware adaptive guidance, arXiv 2508.03442) picks the guidance scale of every step from
-the ratio **rho = ‖v_c − v_u‖ / ‖v_u‖** of the conditional and unconditional velocities:
+**RAAG** (ratio-aware adaptive guidance, arXiv 2508.03442; its authors renamed it **MAMBO-G**) picks the
+guidance scale of every step from the ratio **rho = ‖v_c − v_u‖ / ‖v_u‖** of the conditional and unconditional velocities:
 **w = 1 + (w_max − 1) · exp(−alpha · rho)**. Gentle in the first steps (where the prompt already moves
 the prediction a lot), strong later. The paper's claim: 10 RAAG steps match 30 CFG steps.
 
 Both branches share the prompt, the latent and the seed ({SEED}, fixed), so only the guidance differs:
-- **top**: *RAAG Guider*, w_max 18 and alpha 12 (the official code's SD3.5-Large setting), **10 steps**;
+- **top**: *{RAAG_GUIDER}*, w_max 18, alpha 12, rescale 0 (the authors' official SD3.5-Large setting),
+  **10 steps**;
 - **bottom**: *CFGGuider* at 7 (the paper's CFG baseline), **30 steps**.
 
 The *Guidance Trace Plot* shows rho and w at each step of the RAAG run.
@@ -480,9 +513,10 @@ The *Guidance Trace Plot* shows rho and w at each step of the RAAG run.
 SD3.5 Medium works too: swap the loader's file for `sd3.5_medium.safetensors` (+ a TripleCLIPLoader).
 
 ## Tips
-- Over-saturated or burnt? Lower **w_max** (8-12). Weak prompt adherence? Raise it or lower **alpha**.
+- Over-saturated or burnt? Lower **w_max** (8-12), or raise **rescale** (MAMBO-G's guidance rescale,
+  0-1). Weak prompt adherence? Raise w_max or lower **alpha**.
 - RAAG's own nodes: {GUIDERS_MENU}.
-""", -500, 0, box_h=720)
+""", -500, 0, box_h=760)
     return wf
 
 
@@ -538,24 +572,24 @@ def raag_s2_flux(infos) -> Workflow:
         "EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
     c = Common((shift, 0), (tokens, 0), (vae, 0), positive, negative, empty, noise, pick, x + 520)
     branch(wf, c, PACK_PREFIX + "RAAGS2Guider", c.right, 0, steps=10, scheduler="beta",
-           title="RAAG + S² Guider", prefix="raag_s2_chroma/raag_s2", group="RAAG + S²: 10 steps",
+           title=RAAG_S2_GUIDER, prefix="raag_s2_chroma/raag_s2", group="RAAG / MAMBO-G + S²: 10 steps",
            w_max=10.0, alpha=12.0, ratio_mode="per_sample", omega=0.25, drop_ratio=0.1, start_percent=0.0,
-           end_percent=1.0)
+           end_percent=1.0, rescale=0.0)
     wf.note(f"""
-# RAAG + S² on Chroma1-HD (a Flux-family model with real CFG)
+# RAAG / MAMBO-G + S² on Chroma1-HD (a Flux-family model with real CFG)
 
 Both methods need a model that takes a real negative / unconditional branch. Flux.1-dev is
 guidance-distilled (it has no real CFG), so this workflow uses **Chroma1-HD**: a Flux-schnell-derived
 8.9B model trained for real CFG (ComfyUI's own Chroma template uses the same files and settings:
 shift 1, beta schedule, T5 `min_padding` 1). A de-distilled Flux.1-dev checkpoint works the same way.
 
-The *RAAG + S² Guider* takes the CFG scale of each step from RAAG's ratio schedule
+The *{RAAG_S2_GUIDER}* takes the CFG scale of each step from RAAG's ratio schedule
 (w = 1 + (w_max − 1) exp(−alpha rho)) and adds S²'s sub-network term − omega (D_sub − D_c):
 Chroma's double and single blocks are the ones dropped at random.
 
-Settings: the papers give none for Chroma; these are our starting point (the README's presets):
-w_max 10, alpha 12 (RAAG's SD3.5 values scaled to Chroma's lower usual CFG: its template uses CFG 3.5 at
-26 steps), S²'s omega 0.25 and ~10% of the blocks, at RAAG's 10 steps.
+Settings (*ours*: the papers give none for Chroma; the README's presets): w_max 10, alpha 12, rescale 0
+(RAAG's SD3.5 values scaled to Chroma's lower usual CFG: its template uses CFG 3.5 at 26 steps), S²'s
+omega 0.25 and ~10% of the blocks, at RAAG's 10 steps.
 
 ## Models
 {model_links("Chroma1-HD-fp8_scaled_rev2.safetensors", "t5xxl_fp8_e4m3fn_scaled.safetensors", "ae.safetensors")}
@@ -587,17 +621,20 @@ def raag_qwen_image(infos) -> Workflow:
         "the door that reads \"RAAG BOOKS\", reflections on the wet street.",
         "EmptySD3LatentImage", width=1328, height=1328, batch_size=1)
     c = Common((shift, 0), (clip, 0), (vae, 0), positive, negative, empty, noise, pick, x + 520)
-    branch(wf, c, PACK_PREFIX + "RAAGGuider", c.right, 0, steps=10, title="RAAG Guider",
-           prefix="raag_qwen_image/raag", group="RAAG: 10 steps", w_max=6.0, alpha=12.0,
-           ratio_mode="per_sample", start_percent=0.0, end_percent=1.0, cfg=2.5)
+    branch(wf, c, PACK_PREFIX + "RAAGGuider", c.right, 0, steps=10, title=RAAG_GUIDER,
+           prefix="raag_qwen_image/raag", group="RAAG / MAMBO-G: 10 steps (official setting)", w_max=10.0,
+           alpha=8.0, ratio_mode="per_sample", start_percent=0.0, end_percent=1.0, cfg=2.5, rescale=1.0)
     wf.note(f"""
-# RAAG on Qwen-Image
+# RAAG / MAMBO-G on Qwen-Image (the authors' official setting)
 
-**RAAG** (arXiv 2508.03442) sets each step's guidance scale from the ratio rho = ‖v_c − v_u‖ / ‖v_u‖:
-w = 1 + (w_max − 1) exp(−alpha rho). The paper's second version evaluates Qwen-Image, but its
-Qwen-Image settings are not public: this workflow uses our starting point (the README's presets):
-w_max 6, alpha 12, 10 steps, since Qwen-Image likes low CFG (ComfyUI's Qwen-Image template: CFG 2.5,
-20 steps, shift 3.1, 1328×1328, which gives the rest).
+**RAAG** (arXiv 2508.03442; its authors renamed it **MAMBO-G**) sets each step's guidance scale from the
+ratio rho = ‖v_c − v_u‖ / ‖v_u‖: w = 1 + (w_max − 1) exp(−alpha rho).
+
+Settings (**official**: the authors' `qwen_sample.py` and diffusers' `MagnitudeAwareGuidance` example for
+Qwen-Image): **w_max 10, alpha 8, rescale 1.0, 10 steps**, against a baseline of CFG 4. The **rescale**
+(MAMBO-G's guidance rescale, diffusers' `guidance_rescale`) pulls each step's guided velocity back to the
+conditional one's spread: at w_max 10 it keeps Qwen-Image from over-saturating. The rest is ComfyUI's
+Qwen-Image template (shift 3.1, 1328×1328; it samples with CFG 2.5 at 20 steps).
 
 The *Guidance Trace Plot* shows rho and the resulting w per step: check where w lands before tuning.
 
@@ -606,10 +643,11 @@ The *Guidance Trace Plot* shows rho and the resulting w per step: check where w 
              "qwen_image_vae.safetensors")}
 
 ## Tips
-- Over-cooked? Lower w_max (4-5) or raise alpha. Weak prompt adherence? Raise w_max (8-12).
-- `cfg` is only used outside start_percent / end_percent (no effect with the default window).
+- Over-cooked? Lower w_max (6-8) or raise alpha. Weak prompt adherence? Raise w_max (12-14).
+- `cfg` (2.5, the template's) is only used outside start_percent / end_percent (no effect with the
+  default window).
 - The pack's nodes: {GUIDERS_MENU}.
-""", -500, 0, box_h=640)
+""", -500, 0, box_h=720)
     return wf
 
 
@@ -665,6 +703,160 @@ The negative prompt is empty as in the paper; Wan's usual long negative prompt w
     return wf
 
 
+def raag_lumina2(infos) -> Workflow:
+    wf = Workflow("raag_lumina2", infos)
+    ckpt = wf.add("CheckpointLoaderSimple", 0, 0, box_w=LOADER_WIDTH, ckpt_name=LUMINA2_CKPT)
+    shift = wf.below(ckpt, "ModelSamplingAuraFlow", title="ModelSamplingAuraFlow (Lumina 2: shift 6)", shift=6.0)
+    wf.connect(ckpt, "MODEL", shift, "model")
+    wf.group("Model (Lumina Image 2.0)", [ckpt, shift])
+    x = LOADER_WIDTH + 80
+    positive, negative, empty, noise, pick = prompts_seed_sampler(
+        wf, (ckpt, "CLIP"), x,
+        LUMINA2_SYSTEM_PROMPT + "A watercolour painting of a lighthouse on a cliff at sunrise, seagulls over "
+        "the waves, soft pastel colours, fine paper texture.",
+        "EmptySD3LatentImage", sampler="res_multistep", width=1024, height=1024, batch_size=1)
+    c = Common((shift, 0), (ckpt, "CLIP"), (ckpt, "VAE"), positive, negative, empty, noise, pick, x + 520)
+    branch(wf, c, PACK_PREFIX + "RAAGGuider", c.right, 0, steps=10, title=RAAG_GUIDER, prefix="raag_lumina2/raag",
+           group="RAAG / MAMBO-G: 10 steps", w_max=8.0, alpha=12.0, ratio_mode="per_sample", start_percent=0.0,
+           end_percent=1.0, cfg=4.0, rescale=0.0)
+    wf.note(f"""
+# RAAG / MAMBO-G on Lumina Image 2.0 at 10 steps
+
+**RAAG** (arXiv 2508.03442; its authors renamed it **MAMBO-G**) sets each step's guidance scale from the
+ratio rho = ‖v_c − v_u‖ / ‖v_u‖: w = 1 + (w_max − 1) exp(−alpha rho). The authors report 4× fewer steps
+on Lumina but publish no Lumina settings.
+
+Settings (*ours*): **w_max 8, alpha 12, rescale 0, 10 steps** (RAAG's SD3.5 alpha, w_max scaled to
+Lumina 2's usual CFG 4), `cfg` 4 outside RAAG's window (no effect with the default window). The rest is
+ComfyUI's Lumina 2 template: the all-in-one checkpoint, shift 6, res_multistep, simple, 1024×1024, and its
+system prompt in front of the positive prompt ("You are an assistant designed to generate superior
+images ... <Prompt Start> "): Lumina 2's Gemma encoder expects it, keep it and write after it.
+
+The *Guidance Trace Plot* shows rho and the resulting w per step.
+
+## Model (one file: it holds the Gemma 2 text encoder and the VAE)
+{model_links(LUMINA2_CKPT)}
+
+## Tips
+- Over-saturated? Lower w_max (5-6) or raise **rescale** (0.5-1). Weak prompt adherence? Raise w_max.
+- The pack's nodes: {GUIDERS_MENU}.
+""", -500, 0, box_h=700)
+    return wf
+
+
+def wan22_models(wf: Workflow) -> tuple[Node, Node, Node, Node]:
+    """The Wan 2.2 T2V 14B loaders in their group: the high-noise and the low-noise expert (each with shift
+    8, as ComfyUI's template), the text encoder and the VAE."""
+    high = wf.add("UNETLoader", 0, 0, box_w=LOADER_WIDTH, title="High-noise expert", unet_name=WAN22_HIGH,
+                  weight_dtype="default")
+    high_shift = wf.below(high, "ModelSamplingSD3", title="ModelSamplingSD3 (Wan: shift 8)", shift=8.0)
+    wf.connect(high, 0, high_shift, "model")
+    low = wf.below(high_shift, "UNETLoader", title="Low-noise expert", unet_name=WAN22_LOW, weight_dtype="default")
+    low_shift = wf.below(low, "ModelSamplingSD3", title="ModelSamplingSD3 (Wan: shift 8)", shift=8.0)
+    wf.connect(low, 0, low_shift, "model")
+    clip = wf.below(low_shift, "CLIPLoader", clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan",
+                    device="default")
+    vae = wf.below(clip, "VAELoader", vae_name="wan_2.1_vae.safetensors")
+    wf.group("Models (Wan 2.2 T2V 14B: two experts)", [high, high_shift, low, low_shift, clip, vae])
+    return high_shift, low_shift, clip, vae
+
+
+def wan22_trace(wf: Workflow, source: Node, latent: Node, x: float, y: float, expert: str) -> list[Node]:
+    """Guidance Trace Plot of one expert (its guider or patched MODEL, and the LATENT its sampler made) → PreviewImage."""
+    plot = wf.add(PACK_PREFIX + "TracePlot", x, y, box_w=420, title=f"Guidance Trace Plot: {expert}")
+    wf.connect(source, 0, plot, "guider")
+    wf.connect(latent, 0, plot, "latent")
+    preview = wf.below(plot, "PreviewImage", box_h=300, title=f"Trace: rho and w per step ({expert})")
+    wf.connect(plot, 0, preview, "images")
+    return [plot, preview]
+
+
+def raag_wan22_t2v(infos) -> Workflow:
+    """Wan 2.2 14B with SamplerCustomAdvanced: one schedule split between the two experts, a RAAG guider on each."""
+    wf = Workflow("raag_wan22_t2v", infos)
+    high_model, low_model, clip, vae = wan22_models(wf)
+    x = LOADER_WIDTH + 80
+    positive, negative, empty, noise, pick = prompts_seed_sampler(
+        wf, (clip, 0), x, WAN_PROMPT, "EmptyHunyuanLatentVideo", sampler="euler",
+        seed_title="Seed (the high-noise expert adds the noise)", width=832, height=480, length=33, batch_size=1)
+    x_schedule = x + 520
+    sigmas = wf.add("BasicScheduler", x_schedule, 0, title=f"{WAN22_STEPS} steps (both experts)",
+                    scheduler="simple", steps=WAN22_STEPS, denoise=1.0)
+    wf.connect(high_model, 0, sigmas, "model")
+    split = wf.below(sigmas, "SplitSigmas", title=f"Split at step {WAN22_SWITCH}", step=WAN22_SWITCH)
+    wf.connect(sigmas, 0, split, "sigmas")
+    wf.group("Split schedule", [sigmas, split])
+    x_guider = x_schedule + WIDTH + 60
+    x_sample = x_guider + WIDTH + 60
+    x_save = x_sample + 260 + 60
+    x_trace = x_save + 420 + 60
+    y = 0
+    rows = (("high", high_model, "high_sigmas", "High-noise expert", f"steps 0-{WAN22_SWITCH}"),
+            ("low", low_model, "low_sigmas", "Low-noise expert", f"steps {WAN22_SWITCH}-{WAN22_STEPS}"))
+    previous = None
+    for key, model, part, expert, steps in rows:
+        guider = wf.add(PACK_PREFIX + "RAAGGuider", x_guider, y, title=RAAG_GUIDER, colour=BLUE, cfg=WAN22_CFG,
+                        **WAN22_RAAG)
+        wf.connect(model, 0, guider, "model")
+        wf.connect(positive, 0, guider, "positive")
+        wf.connect(negative, 0, guider, "negative")
+        sample = wf.add("SamplerCustomAdvanced", x_sample, y, box_w=260)
+        if previous is None:  # the first expert adds the seed's noise to the empty latent
+            wf.connect(noise, 0, sample, "noise")
+            wf.connect(empty, 0, sample, "latent_image")
+            members = [guider, sample]
+        else:  # the second continues from the first one's output (its leftover noise), adding none
+            silent = wf.below(guider, "DisableNoise", title="No new noise (DisableNoise)")
+            wf.connect(silent, 0, sample, "noise")
+            wf.connect(previous, "output", sample, "latent_image")
+            members = [guider, silent, sample]
+        wf.connect(guider, 0, sample, "guider")
+        wf.connect(pick, 0, sample, "sampler")
+        wf.connect(split, part, sample, "sigmas")
+        if previous is not None:
+            decode = wf.below(sample, "VAEDecode", box_w=260)
+            wf.connect(sample, "output", decode, "samples")
+            wf.connect(vae, 0, decode, "vae")
+            # SaveWEBM: the same inputs on every supported ComfyUI (see branch)
+            save = wf.add("SaveWEBM", x_save, y, box_w=420, box_h=460, filename_prefix="raag_wan22/raag",
+                          codec="vp9", fps=16.0, crf=32.0)
+            wf.connect(decode, 0, save, "images")
+            members += [decode, save]
+        members += wan22_trace(wf, guider, sample, x_trace, y, expert.lower())
+        wf.group(f"{expert}: {RAAG_GUIDER}, {steps}", members)
+        previous = sample
+        y = max(n.bottom for n in members) + 140
+    wf.note(f"""
+# RAAG / MAMBO-G on Wan 2.2 14B text-to-video: two experts on split sigmas
+
+Wan 2.2 14B samples with two models: the **high-noise expert** takes the first steps, the **low-noise
+expert** the rest. One *BasicScheduler* ({WAN22_STEPS} steps, simple; on the high-noise model: both experts
+use shift 8, so the same sigmas) feeds *SplitSigmas* at step {WAN22_SWITCH}:
+- **high_sigmas** → *SamplerCustomAdvanced* with a *{RAAG_GUIDER}* on the high-noise expert and the seed
+  (*RandomNoise*);
+- **low_sigmas** → a second one with a *{RAAG_GUIDER}* on the low-noise expert and *DisableNoise*, from
+  the first one's output (the latent with its leftover noise).
+Both use euler (one *KSamplerSelect*). The same job through two KSamplerAdvanced:
+"{workflow_files.TITLES['raag_ksampler_wan22_t2v']}".
+
+Settings (*ours*: the authors publish no Wan settings; they report 2× fewer steps on Wan 2.1 14B):
+**w_max {WAN22_RAAG['w_max']:g}, alpha {WAN22_RAAG['alpha']:g}, rescale {WAN22_RAAG['rescale']:g}, {WAN22_STEPS} steps** (ComfyUI's Wan 2.2 14B
+template: 20 steps split at 10, CFG 3.5, euler / simple, shift 8). The guiders' `cfg` ({WAN22_CFG:g}, the template's)
+is only used outside RAAG's step window (no effect with the default window). 832×480, 33 frames at 16 fps.
+
+A *Guidance Trace Plot* per expert shows rho and w of the steps that expert ran.
+
+## Models
+{model_links(WAN22_HIGH, WAN22_LOW, "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "wan_2.1_vae.safetensors")}
+
+## Tips
+- More steps: set the scheduler's steps and split about half-way (15 steps: split at 7 or 8).
+- Over-saturated? Lower w_max (6) or raise **rescale**. Longer clips: the latent's length (81 = 5 s).
+- The pack's nodes: {GUIDERS_MENU}.
+""", -500, 0, box_h=900)
+    return wf
+
+
 def ab_compare_sd35(infos) -> Workflow:
     wf = Workflow("ab_compare_sd35", infos)
     c = sd35_common(wf, "a cozy wooden cabin by a frozen lake under the northern lights, cinematic photo")
@@ -674,17 +866,18 @@ def ab_compare_sd35(infos) -> Workflow:
     wf.group("One schedule for all four", [sigmas])
     guiders = [
         ("CFGGuider", "A: CFG 7.5", "ab_sd35/a_cfg", {"cfg": 7.5}),
-        (PACK_PREFIX + "RAAGGuider", "B: RAAG", "ab_sd35/b_raag",
+        (PACK_PREFIX + "RAAGGuider", "B: RAAG / MAMBO-G", "ab_sd35/b_raag",
          {"w_max": 18.0, "alpha": 12.0, "ratio_mode": "per_sample", "start_percent": 0.0, "end_percent": 1.0,
-          "cfg": 7.5}),
+          "cfg": 7.5, "rescale": 0.0}),
         (PACK_PREFIX + "S2Guider", "C: S²", "ab_sd35/c_s2",
          {"cfg": 7.5, "omega": 0.25, "drop_ratio": 0.1, "start_percent": 0.0, "end_percent": 1.0}),
-        (PACK_PREFIX + "RAAGS2Guider", "D: RAAG + S²", "ab_sd35/d_raag_s2",
+        (PACK_PREFIX + "RAAGS2Guider", "D: RAAG / MAMBO-G + S²", "ab_sd35/d_raag_s2",
          {"w_max": 18.0, "alpha": 12.0, "ratio_mode": "per_sample", "omega": 0.25, "drop_ratio": 0.1,
-          "start_percent": 0.0, "end_percent": 1.0}),
+          "start_percent": 0.0, "end_percent": 1.0, "rescale": 0.0}),
     ]
     x0 = c.right + WIDTH + 80
     column = 480
+    sample_y = max(lowest_point(kind, 0, HEIGHTS[kind]) for kind, *_ in guiders) + GAP  # under the tallest guider
     for i, (kind, title, prefix, widgets) in enumerate(guiders):
         x = x0 + i * column
         colour = BLUE if kind.startswith(PACK_PREFIX) else None
@@ -692,7 +885,7 @@ def ab_compare_sd35(infos) -> Workflow:
         wf.connect(c.model[0], c.model[1], guider, "model")
         wf.connect(c.positive, 0, guider, "positive")
         wf.connect(c.negative, 0, guider, "negative")
-        sample = wf.add("SamplerCustomAdvanced", x, 330, box_w=column - 60)
+        sample = wf.add("SamplerCustomAdvanced", x, sample_y, box_w=column - 60)
         for source, name in ((c.noise, "noise"), (guider, "guider"), (c.sampler, "sampler"), (sigmas, "sigmas"),
                              (c.latent, "latent_image")):
             wf.connect(source, 0, sample, name)
@@ -711,15 +904,16 @@ def ab_compare_sd35(infos) -> Workflow:
             members += [plot, preview]
         wf.group(title, members)
     wf.note(f"""
-# A/B: CFG, RAAG, S² and RAAG + S² on one seed (SD3.5 Large)
+# A/B: CFG, RAAG / MAMBO-G, S² and both on one seed (SD3.5 Large)
 
 One prompt, one latent, one seed ({SEED}, fixed), one sampler and **one schedule** feed four guiders,
 so the four images differ only by the guidance:
 
 - **A: CFGGuider**, cfg 7.5 (S²'s lambda, so A → C isolates S²'s term);
-- **B: RAAG**, w_max 18, alpha 12 (arXiv 2508.03442: w = 1 + (w_max − 1) exp(−alpha rho));
+- **B: {RAAG_GUIDER}**, w_max 18, alpha 12, rescale 0 (arXiv 2508.03442: w = 1 + (w_max − 1)
+  exp(−alpha rho); the authors' official SD3.5 setting);
 - **C: S²**, lambda 7.5, omega 0.25, 10% of the blocks dropped (arXiv 2508.12880);
-- **D: RAAG + S²**, RAAG's schedule as lambda plus S²'s term.
+- **D: {RAAG_S2_GUIDER}**, RAAG's schedule as lambda plus S²'s term.
 
 Under B, C and D the *Guidance Trace Plot* shows rho and w per step, with S²'s steps shaded.
 
@@ -780,19 +974,19 @@ def raag_ksampler_sd35(infos) -> Workflow:
     prompts = ksampler_prompts(wf, (ckpt, "CLIP"), x, "a photo of an astronaut on a moon", "EmptySD3LatentImage",
                                width=1024, height=1024, batch_size=1)
     ksampler_branch(wf, (ckpt, "MODEL"), (ckpt, "VAE"), prompts, PACK_PREFIX + "RAAGModelPatch", x + 520,
-                    title="RAAG (model patch)", prefix="raag_ksampler_sd35/raag_10_steps",
-                    group="RAAG through KSampler: 10 steps",
+                    title=RAAG_PATCH, prefix="raag_ksampler_sd35/raag_10_steps",
+                    group="RAAG / MAMBO-G through KSampler: 10 steps",
                     patch={"w_max": 18.0, "alpha": 12.0, "ratio_mode": "per_sample", "start_percent": 0.0,
-                           "end_percent": 1.0},
+                           "end_percent": 1.0, "rescale": 0.0},
                     sampler={"steps": 10, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal",
                              "denoise": 1.0})
     wf.note(f"""
-# RAAG on SD3.5 Large with the stock KSampler
+# RAAG / MAMBO-G on SD3.5 Large with the stock KSampler
 
-The same guidance as the *RAAG Guider* workflow ("{workflow_files.TITLES['raag_sd35']}"), for graphs built around **KSampler**:
-the *RAAG (model patch)* node patches the MODEL, any sampler node that takes a MODEL then samples with
-RAAG. **w = 1 + (w_max − 1) · exp(−alpha · rho)** at every step, rho = ‖v_c − v_u‖ / ‖v_u‖; w_max 18 and
-alpha 12 (the official SD3.5-Large setting), **10 steps**.
+The same guidance as the *{RAAG_GUIDER}* workflow ("{workflow_files.TITLES['raag_sd35']}"), for graphs built
+around **KSampler**: the *{RAAG_PATCH}* node patches the MODEL, any sampler node that takes a MODEL then
+samples with RAAG. **w = 1 + (w_max − 1) · exp(−alpha · rho)** at every step, rho = ‖v_c − v_u‖ / ‖v_u‖;
+w_max 18, alpha 12, rescale 0 (the authors' official SD3.5-Large setting), **10 steps**.
 
 **The KSampler's cfg** is the plain CFG scale outside RAAG's step window: with the default window (the
 whole schedule) it has no effect. The unconditional pass runs every step, also at cfg 1.
@@ -845,6 +1039,78 @@ Cost: 3 model passes per step instead of 2.
     return wf
 
 
+def raag_ksampler_wan22_t2v(infos) -> Workflow:
+    """Wan 2.2 14B as ComfyUI's template runs it (two KSamplerAdvanced, one per expert), each expert patched."""
+    wf = Workflow("raag_ksampler_wan22_t2v", infos)
+    high_model, low_model, clip, vae = wan22_models(wf)
+    x = LOADER_WIDTH + 80
+    positive, negative, latent = ksampler_prompts(wf, (clip, 0), x, WAN_PROMPT, "EmptyHunyuanLatentVideo",
+                                                  width=832, height=480, length=33, batch_size=1)
+    x_patch = x + 520
+    x_sample = x_patch + WIDTH + 60
+    x_save = x_sample + WIDTH + 60
+    x_trace = x_save + 420 + 60
+    common = {"noise_seed": SEED, "steps": WAN22_STEPS, "cfg": WAN22_CFG, "sampler_name": "euler",
+              "scheduler": "simple"}
+    rows = (("High-noise expert", high_model, {"add_noise": "enable", "start_at_step": 0,
+                                               "end_at_step": WAN22_SWITCH, "return_with_leftover_noise": "enable"}),
+            ("Low-noise expert", low_model, {"add_noise": "disable", "start_at_step": WAN22_SWITCH,
+                                             "end_at_step": 10000, "return_with_leftover_noise": "disable"}))
+    y, previous = 0, None
+    for expert, model, split in rows:
+        patched = wf.add(PACK_PREFIX + "RAAGModelPatch", x_patch, y, title=RAAG_PATCH, colour=BLUE, **WAN22_RAAG)
+        wf.connect(model, 0, patched, "model")
+        sample = wf.add("KSamplerAdvanced", x_sample, y, box_w=300, title=f"KSamplerAdvanced ({expert.lower()})",
+                        **common, **split)
+        wf.connect(patched, 0, sample, "model")
+        wf.connect(positive, 0, sample, "positive")
+        wf.connect(negative, 0, sample, "negative")
+        wf.connect(previous or latent, 0, sample, "latent_image")
+        members = [patched, sample]
+        if previous is not None:
+            decode = wf.below(sample, "VAEDecode")
+            wf.connect(sample, 0, decode, "samples")
+            wf.connect(vae, 0, decode, "vae")
+            save = wf.add("SaveWEBM", x_save, y, box_w=420, box_h=460, filename_prefix="raag_ksampler_wan22/raag",
+                          codec="vp9", fps=16.0, crf=32.0)
+            wf.connect(decode, 0, save, "images")
+            members += [decode, save]
+        members += wan22_trace(wf, patched, sample, x_trace, y, expert.lower())
+        first, last = split["start_at_step"], min(split["end_at_step"], WAN22_STEPS)
+        wf.group(f"{expert}: {RAAG_PATCH} → KSamplerAdvanced, steps {first}-{last}", members)
+        previous = sample
+        y = max(n.bottom for n in members) + 140
+    wf.note(f"""
+# RAAG / MAMBO-G on Wan 2.2 14B text-to-video with two KSamplerAdvanced
+
+Wan 2.2 14B samples with two models, as in ComfyUI's Wan 2.2 14B template: the **high-noise expert**
+takes the first steps, the **low-noise expert** the rest. Each goes through its own *{RAAG_PATCH}*,
+then two **KSamplerAdvanced** share the {WAN22_STEPS} steps:
+- **top**: the high-noise expert, add_noise enable, steps 0-{WAN22_SWITCH}, return_with_leftover_noise enable;
+- **bottom**: the low-noise expert from the top one's latent, add_noise disable, steps {WAN22_SWITCH}-end,
+  the same seed.
+The same job on split sigmas with guider nodes: "{workflow_files.TITLES['raag_wan22_t2v']}".
+
+Settings (*ours*: the authors publish no Wan settings; they report 2× fewer steps on Wan 2.1 14B):
+**w_max {WAN22_RAAG['w_max']:g}, alpha {WAN22_RAAG['alpha']:g}, rescale {WAN22_RAAG['rescale']:g}, {WAN22_STEPS} steps** (the template: 20 steps
+split at 10, CFG 3.5, euler / simple, shift 8). **The KSamplerAdvanced's cfg** ({WAN22_CFG:g}, the template's)
+is only used outside RAAG's step window: with the default window it has no effect. 832×480, 33 frames at
+16 fps.
+
+A *Guidance Trace Plot* on each expert's patched MODEL shows rho and w of the steps that expert ran.
+
+## Models
+{model_links(WAN22_HIGH, WAN22_LOW, "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "wan_2.1_vae.safetensors")}
+
+## Tips
+- More steps: set steps in both samplers and move the switch (end_at_step of the top one = start_at_step
+  of the bottom one) to about half-way.
+- Over-saturated? Lower w_max (6) or raise **rescale**. Longer clips: the latent's length (81 = 5 s).
+- The patch nodes: {PATCH_MENU}.
+""", -500, 0, box_h=900)
+    return wf
+
+
 def demo_ksampler(infos) -> Workflow:
     """The embedded demo model in plain KSampler graphs, one per model patch (runs on any CPU)."""
     wf = Workflow("demo_ksampler", infos)
@@ -856,13 +1122,13 @@ def demo_ksampler(infos) -> Workflow:
     wf.group("Demo model and prompts", [model, prompts, empty])
     x, y = LOADER_WIDTH + 80, 0
     branches = [
-        ("RAAGModelPatch", "RAAG (model patch)", {"w_max": 8.0, "alpha": 4.0, "ratio_mode": "per_sample",
-                                                  "start_percent": 0.0, "end_percent": 1.0}),
+        ("RAAGModelPatch", RAAG_PATCH, {"w_max": 8.0, "alpha": 4.0, "ratio_mode": "per_sample",
+                                        "start_percent": 0.0, "end_percent": 1.0, "rescale": 0.0}),
         ("S2ModelPatch", "S² (model patch)", {"omega": 0.25, "drop_ratio": 0.1, "start_percent": 0.0,
                                               "end_percent": 1.0}),
-        ("RAAGS2ModelPatch", "RAAG + S² (model patch)", {"w_max": 8.0, "alpha": 4.0, "ratio_mode": "per_sample",
-                                                         "omega": 0.25, "drop_ratio": 0.1, "start_percent": 0.0,
-                                                         "end_percent": 1.0}),
+        ("RAAGS2ModelPatch", RAAG_S2_PATCH, {"w_max": 8.0, "alpha": 4.0, "ratio_mode": "per_sample",
+                                             "omega": 0.25, "drop_ratio": 0.1, "start_percent": 0.0,
+                                             "end_percent": 1.0, "rescale": 0.0}),
     ]
     for patch_type, title, widgets in branches:
         patched = wf.add(PACK_PREFIX + patch_type, x, y, title=title, colour=BLUE, **widgets)
@@ -886,27 +1152,28 @@ def demo_ksampler(infos) -> Workflow:
         members = [patched, sample, decode, save, plot, plot_save]
         wf.group(f"{title} through KSampler: 10 steps", members)
         y = max(n.bottom for n in members) + 140
-    wf.note("""
+    wf.note(f"""
 # The demo model through KSampler
 
 The pack's embedded demo model (no download) in the graph most workflows use: a MODEL patch between the
 model and a stock **KSampler**. Each row patches the same model with one method and samples the same
 prompts with the same seed; press **Run** and compare the rows.
 
-- **RAAG (model patch)**: the CFG scale of every step follows the ratio rho (w_max 8, alpha 4 suit
+- **{RAAG_PATCH}**: the CFG scale of every step follows the ratio rho (w_max 8, alpha 4 suit
   this small model; the paper's 18 / 12 are for SD3.5-Large). KSampler's `cfg` is only used outside
   RAAG's window.
 - **S² (model patch)**: KSampler's `cfg` is lambda; S² adds one extra conditional pass per step.
   Its random block masks come from KSampler's `seed`: the same seed, the same picture.
+- **{RAAG_S2_PATCH}**: both: RAAG's scale every step (KSampler's `cfg` has no effect) plus S²'s term.
 - **Guidance Trace Plot** (right): the patched MODEL and KSampler's output feed it; it draws what that
   KSampler run did (RAAG's ratio and scale per image, the steps that ran S²'s extra pass).
 - Change the prompts in the green node: one per line, `[colour] [digit] [on colour]`.
-""", -500, 0, box_h=520)
+""", -500, 0, box_h=580)
     return wf
 
 
 BUILDERS = [demo_ksampler, raag_sd35, s2_sd35, raag_s2_flux, raag_qwen_image, s2_wan21_t2v, ab_compare_sd35, raag_ksampler_sd35,
-            s2_ksampler_wan21_t2v]
+            s2_ksampler_wan21_t2v, raag_lumina2, raag_wan22_t2v, raag_ksampler_wan22_t2v]
 
 
 def render(wf: Workflow) -> str:

@@ -214,6 +214,12 @@ class ComfyApp:
         """The statuses of the responses so far whose URL ends with ``path``."""
         return [status for status, url in self.responses if url.split("?")[0].endswith(path)]
 
+    def set_widget(self, node_id: int, name: str, value: Any) -> None:
+        """Sets a widget of the loaded graph, as a user's edit would."""
+        self.page.evaluate("([id, name, value]) => { const w = window.app.graph.getNodeById(id).widgets"
+                           ".find((w) => w.name === name); w.value = value; w.callback?.(value); }",
+                           [node_id, name, value])
+
     def submit_prompt(self, client_id: str = "browser-test") -> dict[str, Any]:
         """Converts the loaded graph with the frontend's ``app.graphToPrompt()`` and POSTs it."""
         return self.page.evaluate(_SUBMIT_JS, client_id)
