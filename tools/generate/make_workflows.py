@@ -761,6 +761,17 @@ def wan22_models(wf: Workflow) -> tuple[Node, Node, Node, Node]:
     return high_shift, low_shift, clip, vae
 
 
+def decode_to_webm(wf: Workflow, sample: Node, output: str | int, vae: Node, x: float, y: float, prefix: str,
+                   **decode_box: Any) -> list[Node]:
+    """VAEDecode of ``sample`` → SaveWEBM (the same inputs on every supported ComfyUI, see branch)."""
+    decode = wf.below(sample, "VAEDecode", **decode_box)
+    wf.connect(sample, output, decode, "samples")
+    wf.connect(vae, 0, decode, "vae")
+    save = wf.add("SaveWEBM", x, y, box_w=420, box_h=460, filename_prefix=prefix, codec="vp9", fps=16.0, crf=32.0)
+    wf.connect(decode, 0, save, "images")
+    return [decode, save]
+
+
 def wan22_trace(wf: Workflow, source: Node, latent: Node, x: float, y: float, expert: str) -> list[Node]:
     """Guidance Trace Plot of one expert (its guider or patched MODEL, and the LATENT its sampler made) → PreviewImage."""
     plot = wf.add(PACK_PREFIX + "TracePlot", x, y, box_w=420, title=f"Guidance Trace Plot: {expert}")
@@ -814,14 +825,7 @@ def raag_wan22_t2v(infos) -> Workflow:
         wf.connect(pick, 0, sample, "sampler")
         wf.connect(split, part, sample, "sigmas")
         if previous is not None:
-            decode = wf.below(sample, "VAEDecode", box_w=260)
-            wf.connect(sample, "output", decode, "samples")
-            wf.connect(vae, 0, decode, "vae")
-            # SaveWEBM: the same inputs on every supported ComfyUI (see branch)
-            save = wf.add("SaveWEBM", x_save, y, box_w=420, box_h=460, filename_prefix="raag_wan22/raag",
-                          codec="vp9", fps=16.0, crf=32.0)
-            wf.connect(decode, 0, save, "images")
-            members += [decode, save]
+            members += decode_to_webm(wf, sample, "output", vae, x_save, y, "raag_wan22/raag", box_w=260)
         members += wan22_trace(wf, guider, sample, x_trace, y, expert.lower())
         wf.group(f"{expert}: {RAAG_GUIDER}, {steps}", members)
         previous = sample
@@ -1068,13 +1072,7 @@ def raag_ksampler_wan22_t2v(infos) -> Workflow:
         wf.connect(previous or latent, 0, sample, "latent_image")
         members = [patched, sample]
         if previous is not None:
-            decode = wf.below(sample, "VAEDecode")
-            wf.connect(sample, 0, decode, "samples")
-            wf.connect(vae, 0, decode, "vae")
-            save = wf.add("SaveWEBM", x_save, y, box_w=420, box_h=460, filename_prefix="raag_ksampler_wan22/raag",
-                          codec="vp9", fps=16.0, crf=32.0)
-            wf.connect(decode, 0, save, "images")
-            members += [decode, save]
+            members += decode_to_webm(wf, sample, 0, vae, x_save, y, "raag_ksampler_wan22/raag")
         members += wan22_trace(wf, patched, sample, x_trace, y, expert.lower())
         first, last = split["start_at_step"], min(split["end_at_step"], WAN22_STEPS)
         wf.group(f"{expert}: {RAAG_PATCH} → KSamplerAdvanced, steps {first}-{last}", members)
