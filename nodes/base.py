@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import math
 from contextlib import contextmanager
 
 from comfy_api.latest import io
@@ -64,26 +65,23 @@ def errors_named(display_name: str):
         raise type(exc)(named(display_name, str(exc))) from None
 
 
-# Where a workflow saved with an older version puts a value of an input that is gone (widget values are
-# positional): the RAAG + S² (model patch)'s old seed lands in ``rescale``, which came after it.
-LEGACY_HINTS = {"rescale": " (a RAAG + S² (model patch) saved before rescale existed carries its old S² seed "
-                           "here, which the sampler's seed replaced: set rescale to 0)"}
-
-
-def check_inputs(display_name: str, **values) -> bool | str:
+def check_inputs(display_name: str, hints: dict[str, str] | None = None, **values) -> bool | str:
     """Queue-time check of a node's numbers and choices: True, or one message (after the node's display
     name) naming every bad input and its allowed range, then a reversed or empty step window. NaN is
     caught here: core's own min/max check lets NaN through (every comparison with it is False), and core
     skips that check for the inputs ``validate_inputs`` takes. A linked input arrives as None and is
-    checked when the node runs."""
-    problems = []
+    checked when the node runs. ``hints`` adds a text after the message of an input holding a whole
+    number out of its range (where a workflow saved with an older version puts an old integer widget's
+    value)."""
+    problems, hints = [], hints or {}
     for name, value in values.items():
         if value is None:
             continue
         try:
             check(name, value)
         except ValueError as exc:
-            problems.append(str(exc) + LEGACY_HINTS.get(name, ""))
+            whole = isinstance(value, (int, float)) and math.isfinite(value) and float(value).is_integer()
+            problems.append(str(exc) + (hints.get(name, "") if whole else ""))
     start, end = values.get("start_percent"), values.get("end_percent")
     if not problems and start is not None and end is not None:
         try:
@@ -100,6 +98,9 @@ class PackNode(io.ComfyNode):
     NODE_ID = DISPLAY_NAME = ABOUT = ""
     ALIASES: tuple[str, ...] = ()
     MENU = CATEGORY
+    # input -> a text added to its out-of-range message: what a workflow saved with an older version of
+    # the node carries there (widget values are positional, so a removed input's value lands in the next)
+    SAVED_BEFORE: dict[str, str] = {}
 
     @classmethod
     def inputs(cls) -> list:
@@ -124,7 +125,7 @@ def pack_node(cls: type[PackNode]) -> type[PackNode]:
     names = [item.id for item in cls.inputs() if item.id in RANGES or item.id in CHOICES]
     if names:
         def validate_inputs(klass, **values):
-            return check_inputs(klass.DISPLAY_NAME, **values)
+            return check_inputs(klass.DISPLAY_NAME, klass.SAVED_BEFORE, **values)
 
         parameter = inspect.Parameter.POSITIONAL_OR_KEYWORD
         validate_inputs.__signature__ = inspect.Signature(

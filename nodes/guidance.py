@@ -156,6 +156,8 @@ class S2ModelPatchNode(PatchNode):
 class RAAGS2ModelPatchNode(PatchNode):
     NODE_ID, DISPLAY_NAME, METHODS = "RAAGS2ModelPatch", "RAAG / MAMBO-G + S² (model patch)", ("raag", "s2")
     ALIASES = ("RAAG", "MAMBO-G", "MAMBO", "S2", "adaptive cfg", "self guidance", "model patch", "KSampler")
+    SAVED_BEFORE = {"rescale": " (a workflow saved before this input existed carries the old S² seed here, "
+                               "which the sampler's seed replaced: set it to 0)"}
     ABOUT = "The RAAG / MAMBO-G + S² Guider's computation as a MODEL patch: RAAG's w sets the CFG scale of every step (the sampler's cfg has no effect), plus S²'s sub-network term - omega (D_sub - D_c) inside S²'s window. " + PATCH_USE
 
 

@@ -36,7 +36,8 @@ def test_tiny_sd3_graph_with_cfg_guider(comfy_server):
     assert torch.isfinite(latent).all()
 
 
-RAAG = {"w_max": 18.0, "alpha": 12.0, "ratio_mode": "per_sample", "start_percent": 0.0, "end_percent": 1.0}
+RAAG = {"w_max": 18.0, "alpha": 12.0, "ratio_mode": "per_sample", "start_percent": 0.0, "end_percent": 1.0,
+        "rescale": 0.0}
 S2 = {"omega": 0.25, "drop_ratio": 0.1, "start_percent": 0.0, "end_percent": 1.0}
 OUR_GUIDERS = {
     "RAAGS2Guidance_RAAGGuider": {**RAAG, "cfg": 5.0},
@@ -115,8 +116,8 @@ def test_every_number_out_of_range_is_rejected_naming_the_input(comfy_server, no
 
 PATCHES = {
     "RAAGS2Guidance_RAAGModelPatch": RAAG,
-    "RAAGS2Guidance_S2ModelPatch": {**S2, "seed": 0},
-    "RAAGS2Guidance_RAAGS2ModelPatch": {**RAAG, **S2, "seed": 0},
+    "RAAGS2Guidance_S2ModelPatch": S2,
+    "RAAGS2Guidance_RAAGS2ModelPatch": {**RAAG, **S2},
 }
 
 

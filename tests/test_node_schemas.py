@@ -190,3 +190,17 @@ def test_registry_icon_exists_where_pyproject_points():
     path = PACK_DIR / icon.split("/main/", 1)[1]
     assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", icon
     assert "MAMBO-G" in (PACK_DIR / "pyproject.toml").read_text(encoding="utf-8")
+
+
+def test_the_saved_before_hint_is_on_the_node_whose_old_workflows_need_it():
+    """A RAAG + S² patch saved before ``rescale`` existed carries its old S² seed in ``rescale`` (widget
+    values are positional): its message says so; the other nodes with ``rescale`` never had a value there."""
+    for node in NODES:
+        if "rescale" not in [i.id for i in node.define_schema().inputs]:
+            continue
+        message = node.validate_inputs(rescale=42.0)
+        assert message.startswith(f"{node.DISPLAY_NAME}: rescale must be in [0, 1], got 42"), message
+        assert message.count("rescale") == 1, message
+        assert ("old S² seed" in message) == (node.NODE_ID == "RAAGS2ModelPatch"), message
+        for not_a_seed in (1.5, float("nan")):
+            assert "seed" not in node.validate_inputs(rescale=not_a_seed)
