@@ -71,8 +71,8 @@ class Guidance:
         return label(self.methods)
 
     def __deepcopy__(self, memo):
-        """ModelPatcher.clone() deep-copies model_options: a clone (a LoRA after the patch...) gets the same
-        settings and a trace of its own, without copying this one's tensors."""
+        """A deep copy of model_options (what older ModelPatcher.clone() makes) gets the same settings and a
+        trace of its own, without copying this one's tensors."""
         return Guidance(self.raag, self.s2)
 
 
@@ -107,7 +107,17 @@ def apply(model_patcher, raag: RAAGConfig | None = None, s2: S2Config | None = N
     patched.model_options.setdefault("transformer_options", {})[MARKER] = merged
     if not current.methods:
         patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, MARKER, _sampler_sample)
+        patched.add_callback_with_key(comfy.patcher_extension.CallbacksMP.ON_CLONE, MARKER, _own_trace)
     return patched
+
+
+def _own_trace(original, clone):
+    """A clone of a patched MODEL (a LoRA after the patch...) samples with the same methods and records a
+    trace of its own. Newer ModelPatcher.clone() copies only the dicts and lists of model_options and
+    shares the objects in them, so the clone's Guidance is replaced here, whatever the copy was."""
+    options = clone.model_options.get("transformer_options", {})
+    if isinstance(options.get(MARKER), Guidance):
+        options[MARKER] = Guidance(options[MARKER].raag, options[MARKER].s2)
 
 
 @dataclass

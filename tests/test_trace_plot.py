@@ -152,8 +152,9 @@ def test_plot_without_a_pack_guider_or_patched_model_says_why():
 
 
 def test_a_clone_of_a_patched_model_keeps_the_methods_with_a_trace_of_its_own():
-    """A node after the patch (LoRA...) clones the MODEL: core deep-copies model_options. The clone samples
-    with the same methods and records its own trace; the trace's tensors are not copied."""
+    """A node after the patch (LoRA...) clones the MODEL: core copies model_options (deeply, or in newer
+    releases its dicts and lists only). The clone samples with the same methods and records its own trace;
+    the trace's tensors are not copied."""
     import copy
 
     from raag_s2_guidance.guiders import guidance_of

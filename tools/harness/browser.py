@@ -236,14 +236,18 @@ class ComfyApp:
         self.page.keyboard.press("Escape")  # no dialog or menu left open over the canvas
         self.page.evaluate("() => { window.app.graph.clear(); window.app.canvas.setDirty(true, true); }")
         size = self.page.viewport_size or {"width": 1280, "height": 720}
-        for attempt in range(4):  # a double click right after a page load can go unseen: try again
+        # a double click while the page still settles after a load (slower on a loaded CI machine) can go
+        # unseen: try again, for up to 30 s
+        deadline = time.monotonic() + 30
+        while True:
             self.page.mouse.dblclick(size["width"] * 0.5, size["height"] * 0.5)
             try:
                 self.page.wait_for_selector("input:focus", timeout=2_500)
                 break
             except Exception:
-                if attempt == 3:
+                if time.monotonic() > deadline:
                     raise
+                self.page.keyboard.press("Escape")
         self.page.keyboard.type(term)
         self.page.wait_for_timeout(1200)  # the search runs as the text changes
         titles = self.page.evaluate(
