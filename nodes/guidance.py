@@ -31,7 +31,7 @@ def conds() -> list:
 # name: (default, step, tooltip) of the number widgets; their bounds are guiders.config.RANGES
 NUMBERS = {  # one row per widget (a table: long lines)
     "w_max": (18.0, 0.1, "RAAG's largest guidance scale, used when the conditional and unconditional velocities agree (rho = 0). Paper default 18 (SD3.5-Large, 10 steps). Recommended 8-20; lower it if images look over-saturated."),
-    "alpha": (12.0, 0.1, "How fast the scale falls as the ratio rho = ||v_c - v_u|| / ||v_u|| grows: w = 1 + (w_max - 1) * exp(-alpha * rho). Paper default 12. Recommended 5-20; 0 gives constant CFG at w_max."),
+    "alpha": (12.0, 0.1, "How fast the scale falls as the ratio rho = ‖v_c - v_u‖ / ‖v_u‖ grows: w = 1 + (w_max - 1) * exp(-alpha * rho). Paper default 12. Recommended 5-20; 0 gives constant CFG at w_max."),
     "rescale": (0.0, 0.01, "MAMBO-G's guidance rescale phi (diffusers' guidance_rescale): each step inside RAAG's window, the guided velocity's spread (per image std) is pulled towards the conditional one's, v = phi v_g std(v_c) / std(v_g) + (1 - phi) v_g, against over-saturation at high scales. Default 0 (off: the paper's SD3.5 setting); the authors' Qwen-Image setting is 1.0 (with w_max 10, alpha 8). Allowed 0-1."),
     "omega": (0.25, 0.01, "Weight of the S² self-guidance term: D = D_u + lambda (D_c - D_u) - omega (D_sub - D_c). Paper default 0.25 (SD3, SD3.5, Wan). Recommended 0.1-0.5: large values over-correct. 0 turns S² off (no extra pass)."),
     "drop_ratio": (0.1, 0.01, "Fraction of the transformer blocks dropped in the sub-network, drawn anew each step from the sampler's seed (the first block of each stack is never dropped; at least one block is). Paper: about 0.1 (1-3 of SD3.5's 24 blocks). Recommended 0.05-0.15."),
@@ -118,7 +118,7 @@ class PatchNode(GuidanceNode):
 class RAAGGuiderNode(GuidanceNode):
     NODE_ID, DISPLAY_NAME, METHODS = "RAAGGuider", "RAAG / MAMBO-G Guider", ("raag",)
     ALIASES = ("MAMBO-G", "MAMBO", "magnitude-aware guidance", "magnitude aware", "ratio aware adaptive guidance", "adaptive cfg", "adaptive guidance scale", "ratio", "RAAG", "few step guidance", "dynamic cfg")
-    ABOUT = "Ratio-aware adaptive guidance (RAAG; MAMBO-G, magnitude-aware mitigation for boosted guidance, since the paper's v4: arXiv 2508.03442): each step the guidance scale follows the ratio rho = ||v_c - v_u|| / ||v_u||, w = 1 + (w_max - 1) exp(-alpha rho): strong where the prompt barely changes the prediction, gentle where it already does (the first steps). Made for few-step sampling of flow models (10 RAAG steps vs 30 CFG steps in the paper). Plug into SamplerCustomAdvanced."
+    ABOUT = "Ratio-aware adaptive guidance (RAAG; MAMBO-G, magnitude-aware mitigation for boosted guidance, since the paper's v4: arXiv 2508.03442): each step the guidance scale follows the ratio rho = ‖v_c - v_u‖ / ‖v_u‖, w = 1 + (w_max - 1) exp(-alpha rho): strong where the prompt barely changes the prediction, gentle where it already does (the first steps). Made for few-step sampling of flow models (10 RAAG steps vs 30 CFG steps in the paper). Plug into SamplerCustomAdvanced."
     CFG = number("cfg", 5.0, 0.1, "Plain CFG scale used outside RAAG's step window; no effect with the default window (the whole schedule). Recommended: the model's usual CFG (SD3.5 4.5-7, Chroma 3.5-4, Qwen-Image 2.5-4, Wan 5-6).")
 
 
@@ -142,7 +142,7 @@ class RAAGS2GuiderNode(GuidanceNode):
 class RAAGModelPatchNode(PatchNode):
     NODE_ID, DISPLAY_NAME, METHODS = "RAAGModelPatch", "RAAG / MAMBO-G (model patch)", ("raag",)
     ALIASES = ("RAAG", "MAMBO-G", "MAMBO", "magnitude-aware guidance", "ratio", "adaptive cfg", "adaptive guidance", "model patch", "KSampler")
-    ABOUT = "The RAAG / MAMBO-G Guider's computation (arXiv 2508.03442) as a MODEL patch: each step the guidance scale is w = 1 + (w_max - 1) exp(-alpha rho), rho = ||v_c - v_u|| / ||v_u||. The sampler's cfg is the plain CFG scale outside RAAG's step window (no effect with the default window); the unconditional pass runs every step, also at cfg = 1. " + PATCH_USE
+    ABOUT = "The RAAG / MAMBO-G Guider's computation (arXiv 2508.03442) as a MODEL patch: each step the guidance scale is w = 1 + (w_max - 1) exp(-alpha rho), rho = ‖v_c - v_u‖ / ‖v_u‖. The sampler's cfg is the plain CFG scale outside RAAG's step window (no effect with the default window); the unconditional pass runs every step, also at cfg = 1. " + PATCH_USE
 
 
 @pack_node

@@ -28,3 +28,20 @@ def test_nodedefs_json_has_the_frontend_format():
         for item in schema.inputs:
             assert entry["inputs"][item.id] == {"name": item.display_name or item.id, "tooltip": item.tooltip}
         assert list(entry.get("outputs", {})) == [str(i) for i in range(len(schema.outputs))]
+
+
+def _strings(value, where=""):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{where}/{key}")
+    elif isinstance(value, str):
+        yield where, value
+
+
+def test_nodedefs_json_is_plain_text_to_the_frontends_message_compiler():
+    """The frontend compiles every /i18n string as a vue-i18n message: ``|`` separates plural forms, ``{ }``
+    and ``@`` are placeholders and links. An empty plural form (``||v||``) is a compile error that stops
+    frontends 1.33-1.47 (ComfyUI 0.4-0.30) from starting at all; norms are written with ``‖``."""
+    defs = json.loads(gen_locales.TARGET.read_text(encoding="utf-8"))
+    special = [(where, text) for where, text in _strings(defs) if set(text) & set("|{}@")]
+    assert special == [], special
