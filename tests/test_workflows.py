@@ -105,6 +105,22 @@ def test_generated_workflows_are_up_to_date(infos):
                        "(or `make workflows`); edit tools/generate/make_workflows.py, not the JSON")
 
 
+def test_nodes_2_heights_were_measured_for_every_node_in_every_frontend_that_counts():
+    """The layout makes room for the tallest Nodes 2.0 node among the frontends the supported releases pin
+    (``measure_node_heights.py``): each of them was measured (or recorded with why not), and each one
+    measured has every node type of the shipped workflows (a new node type needs a new measurement)."""
+    import measure_node_heights
+
+    measured = json.loads(make_workflows.NODE_HEIGHTS.read_text(encoding="utf-8"))
+    assert set(measure_node_heights.FRONTENDS) <= set(measured), "a frontend was not measured"
+    counted = [v for v, found in measured.items() if "heights" in found and not found.get("experimental")]
+    assert measure_node_heights.FRONTENDS[-1] in counted and len(counted) >= len(measure_node_heights.FRONTENDS) // 2
+    used = {n["type"] for path in FILES for n in json.loads(path.read_text(encoding="utf-8"))["nodes"]}
+    for version in counted:
+        missing = used - measure_node_heights.NOTES - set(measured[version]["heights"])
+        assert not missing, f"frontend {version} has no Nodes 2.0 height for {sorted(missing)}"
+
+
 def test_every_generated_file_has_expected_models():
     assert set(GENERATED) == set(EXPECTED_MODELS)
 

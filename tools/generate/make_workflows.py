@@ -94,19 +94,25 @@ HEIGHTS = {
     PACK_PREFIX + "RAAGModelPatch": 178, PACK_PREFIX + "S2ModelPatch": 130, PACK_PREFIX + "RAAGS2ModelPatch": 226,
     PACK_PREFIX + "TracePlot": 46,
 }
-# Heights (title bar included) of the nodes whose content makes them taller in Nodes 2.0, the Vue node
-# renderer (measured with frontend 1.58.1 at these widths); a node keeps its own size where that is
-# larger. ``Node.bottom`` is the lower of the two, so the layout has room for both renderers.
-VUE_HEIGHTS = {
-    "BasicScheduler": 148, "CFGGuider": 132, "CLIPLoader": 144, "CheckpointLoaderSimple": 156,
-    "DisableNoise": 64, "EmptyHunyuanLatentVideo": 176, "EmptySD3LatentImage": 148, "KSampler": 292,
-    "KSamplerAdvanced": 376, "KSamplerSelect": 92, "ModelSamplingAuraFlow": 92, "ModelSamplingSD3": 92,
-    "SamplerCustomAdvanced": 144, "SplitSigmas": 112, "T5TokenizerOptions": 144, "UNETLoader": 144,
-    "VAEDecode": 84, "VAELoader": 116, PACK_PREFIX + "DemoDecode": 116, PACK_PREFIX + "DemoModelLoader": 88,
-    PACK_PREFIX + "DemoPrompt": 176, PACK_PREFIX + "RAAGGuider": 324, PACK_PREFIX + "S2Guider": 268,
-    PACK_PREFIX + "RAAGS2Guider": 352, PACK_PREFIX + "RAAGModelPatch": 256, PACK_PREFIX + "S2ModelPatch": 228,
-    PACK_PREFIX + "RAAGS2ModelPatch": 312, PACK_PREFIX + "TracePlot": 108,
-}
+# Heights (title bar included) of the nodes in Nodes 2.0, the Vue node renderer, at these widths: the
+# largest that ``measure_node_heights.py`` measured in the frontends where Nodes 2.0 is a user setting
+# (``node_heights.json``); a node keeps its own size where that is larger. ``Node.bottom`` is the lower
+# of the two, so the layout has room for both renderers in every one of those frontends.
+NODE_HEIGHTS = Path(__file__).with_name("node_heights.json")
+
+
+def vue_heights(measured: dict[str, dict]) -> dict[str, int]:
+    """The largest height of each node type over the frontends measured with Nodes 2.0 as a user
+    setting (those where it is a hidden experiment, or that were not measured, do not count)."""
+    heights: dict[str, int] = {}
+    for found in measured.values():
+        if not found.get("experimental"):
+            for node_type, height in found.get("heights", {}).items():
+                heights[node_type] = max(heights.get(node_type, 0), height)
+    return heights
+
+
+VUE_HEIGHTS = vue_heights(json.loads(NODE_HEIGHTS.read_text(encoding="utf-8")))
 WIDTH = 300
 LOADER_WIDTH = 390  # long file names stay readable
 TITLE_H = 30  # the title bar is drawn above a node's pos

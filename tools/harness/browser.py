@@ -282,7 +282,8 @@ class ComfyApp:
         """Loads ``workflow`` in a fresh page with Nodes 2.0 (the Vue node renderer) on and returns the
         boxes the user sees, in graph units: every node's element (title bar included) and every group,
         plus ``rescaled``: whether the frontend moved the nodes away from the file's positions (its
-        auto-scale of a classic layout). The page is left with Nodes 2.0 off again."""
+        auto-scale of a classic layout), and ``scale``: by how much it spread them (1.0 when it did not).
+        The page is left with Nodes 2.0 off again."""
         self.set_setting("Comfy.VueNodes.Enabled", True)
         try:
             self.open()
@@ -293,9 +294,17 @@ class ComfyApp:
         finally:
             self.set_setting("Comfy.VueNodes.Enabled", False)
         in_file = {n["id"]: n["pos"] for n in workflow["nodes"]}
-        layout["rescaled"] = any(abs(a - b) > 1 for node_id, pos in layout.pop("positions")
-                                 for a, b in zip(pos, in_file.get(node_id, pos)))
+        pairs = [(pos, in_file[node_id]) for node_id, pos in layout.pop("positions") if node_id in in_file]
+        layout["rescaled"] = any(abs(a - b) > 1 for pos, file_pos in pairs for a, b in zip(pos, file_pos))
+        layout["scale"] = _spread([p for p, _ in pairs]) / max(_spread([f for _, f in pairs]), 1e-9) \
+            if layout["rescaled"] else 1.0
         return layout
+
+
+def _spread(points: list[list[float]]) -> float:
+    """The root-mean-square distance of ``points`` from their centre."""
+    centre = [sum(axis) / len(points) for axis in zip(*points)]
+    return (sum((a - c) ** 2 for point in points for a, c in zip(point, centre)) / len(points)) ** 0.5
 
 
 _VUE_READY_JS = """(n) => window.app.graph._nodes.length === n
