@@ -192,7 +192,12 @@ def test_nodes_2_layout_has_room_for_every_node(ui, name):
     """With Nodes 2.0 (the Vue node renderer) nodes are taller than in the classic canvas: no two of them
     overlap and none crosses a group's border. Frontends that rescale a classic layout for Nodes 2.0
     (1.32.9's auto-scale moves the nodes by 1.2 but not the groups alike) get the node check only."""
+    import measure_node_heights
+
     _, app = ui
+    if app.frontend_version() in measure_node_heights.EXPERIMENTAL:
+        pytest.skip(f"frontend {app.frontend_version()} has Nodes 2.0 only as a hidden experiment (a keybinding): "
+                    "the workflows make room for it from 1.32 on, where it is a setting")
     workflow = json.loads((WORKFLOWS / f"{name}.json").read_text(encoding="utf-8"))
     layout = app.nodes_2_layout(workflow, name)
     app.screenshot(app.artifacts / f"nodes2-{workflow_files.key_of(WORKFLOWS / f'{name}.json')}.png")

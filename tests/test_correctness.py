@@ -250,14 +250,14 @@ def test_a_packed_mask_masks_the_same_elements_as_the_parts():
     """Since 0.3.67 core packs nested latents into one flat [B, 1, N] tensor before the sampler, and (0.6.0+)
     their denoise masks the same way (comfy.utils.pack_latents). The engine hands RAAG's ratio the mask as
     the sampler gets it: packed, it must give the ratio of the unpacked parts under their masks."""
-    import comfy.utils
+    utils = release_features.require("pack_latents")
 
     gen = torch.Generator().manual_seed(9)
     video, audio = (2, 16, 3, 4, 4), (2, 8, 12)
     parts = {name: [torch.randn(shape, generator=gen) for _ in range(3)] for name, shape in (("v", video), ("a", audio))}
     masks = [(torch.rand(video, generator=gen) > 0.5).float(), (torch.rand(audio, generator=gen) > 0.3).float()]
-    packed = [comfy.utils.pack_latents([parts["v"][i], parts["a"][i]])[0] for i in range(3)]
-    region, shapes = comfy.utils.pack_latents(masks)
+    packed = [utils.pack_latents([parts["v"][i], parts["a"][i]])[0] for i in range(3)]
+    region, shapes = utils.pack_latents(masks)
     assert region.shape == packed[0].shape and [tuple(s) for s in shapes] == [video, audio]
     ours = guidance_ratio(packed[0], packed[1], packed[2], region=region)
     flat = [torch.cat([parts["v"][i].flatten(1), parts["a"][i].flatten(1)], 1) for i in range(3)]

@@ -387,6 +387,7 @@ def frontend(tmp_path_factory):
 
 @pytest.mark.e2e
 def test_frontend_loads_both_blueprints(frontend):
+    release_features.require("global_subgraphs")  # the frontend fetches them from there
     _, app = frontend
     app.page.wait_for_function(
         "(n) => app.extensionManager.workflow.workflows.filter(w => w.path.startsWith('subgraphs/')"

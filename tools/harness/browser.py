@@ -168,6 +168,9 @@ class ComfyApp:
             timeout=timeout_s * 1000)
         return self
 
+    def frontend_version(self) -> str:
+        return self.page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__")
+
     def registered_node_types(self) -> list[str]:
         return self.page.evaluate("() => Object.keys(LiteGraph.registered_node_types)")
 

@@ -27,6 +27,8 @@ FEATURES: dict[str, Feature] = {
     "lazycache": Feature("comfy_extras.nodes_easycache", "LazyCacheNode", "core's LazyCache"),
     "global_subgraphs": Feature("app.subgraph_manager", "SubgraphManager",
                                 "subgraph blueprints from custom nodes (GET /global_subgraphs)"),
+    "pack_latents": Feature("comfy.utils", "pack_latents",
+                            "nested latents packed into one tensor for the sampler (comfy.utils.pack_latents)"),
     "in_training": Feature("comfy.model_management", "in_training",
                            "the in_training flag (older releases always train Flux's rope in plain torch)"),
 }

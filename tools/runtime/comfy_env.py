@@ -18,9 +18,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 # Tests-only stand-ins (tools/runtime/stubs/*), one folder per package, used only where the package is
-# not installed: newer ComfyUI imports torchvision and torchaudio at module level.
+# not installed: newer ComfyUI imports torchvision and torchaudio at module level, and its upscale-model
+# nodes (which some frontends expect to exist) import spandrel.
 STUB_ROOTS = {"torchvision": Path(__file__).resolve().parent / "stubs" / "vision",
-              "torchaudio": Path(__file__).resolve().parent / "stubs" / "audio"}
+              "torchaudio": Path(__file__).resolve().parent / "stubs" / "audio",
+              "spandrel": Path(__file__).resolve().parent / "stubs" / "upscale"}
 PROVISIONED = REPO / ".cache" / "ComfyUI"
 # The pack is imported under this name whatever its folder is called (a clone may be anywhere).
 PACK_NAME = "raag_s2_guidance"
