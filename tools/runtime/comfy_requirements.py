@@ -6,7 +6,8 @@ Taken: every requirement (the "non essential" ones too: core's latent nodes impo
 - torch, torchvision, torchaudio: torch stays pinned to the local CPU build (constraints.txt);
   torchvision and torchaudio have no CPU build on the package index and get tests-only stand-ins;
 - spandrel (upscale models only): it requires torchvision, which would bring the CUDA build that
-  fails to import beside a CPU torch; core then only lacks its upscale-model nodes, and says so;
+  fails to import beside a CPU torch; it gets a tests-only stand-in too, so that core's upscale-model
+  nodes load (calling one raises);
 - the UI packages (comfyui-frontend-package, -workflow-templates, -embedded-docs): the browser set-up
   installs the frontend the tree pins; the server runs without the other two (it logs that).
 Standard library only: it runs before the virtual environment has anything in it.
