@@ -146,8 +146,10 @@ SPECS: dict[str, _Spec] = {
                         n_layers=3, n_refiner_layers=3, n_heads=2, n_kv_heads=2, multiple_of=16,
                         ffn_dim_multiplier=4.0, qk_norm=True, axes_dims=[8, 12, 12], axes_lens=[300, 64, 64],
                         rope_theta=10000.0),
-        # the text encoder's attention mask, as real Lumina 2 conditioning has it (0.3.64 requires it)
-        _IMAGE, 32, {"attention_mask": "mask"}, ("layers", "noise_refiner", "context_refiner"),
+        # the text encoder's attention mask and its empty pooled output, as real Lumina 2 conditioning has
+        # them (0.3.64 requires the mask; 0.4.0's model_base.Lumina2 reads pooled_output unguarded)
+        _IMAGE, 32, {"attention_mask": "mask", "pooled_output": None},
+        ("layers", "noise_refiner", "context_refiner"),
         "comfy.ldm.lumina.model.NextDiT"),
     "hidream": _Spec(
         "HiDream", dict(image_model="hidream", patch_size=2, in_channels=16, out_channels=16, num_layers=3,
@@ -228,7 +230,8 @@ SPECS: dict[str, _Spec] = {
                        n_layers=3, n_refiner_layers=3, n_heads=2, n_kv_heads=2, multiple_of=16,
                        ffn_dim_multiplier=1.0, qk_norm=True, axes_dims=[32, 48, 48], axes_lens=[300, 64, 64],
                        rope_theta=256.0, z_image_modulation=True, time_scale=1000.0),
-        _IMAGE, 32, {}, ("layers", "noise_refiner", "context_refiner"), "comfy.ldm.lumina.model.NextDiT"),
+        _IMAGE, 32, {"pooled_output": None}, ("layers", "noise_refiner", "context_refiner"),
+        "comfy.ldm.lumina.model.NextDiT"),
     "flux2": _Spec(
         "Flux2", dict(_FLUX_COMMON, image_model="flux2", in_channels=128, out_channels=128, patch_size=1,
                       axes_dim=[8, 8, 8, 8], mlp_ratio=3.0, theta=2000, global_modulation=True, vec_in_dim=None,
