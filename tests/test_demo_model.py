@@ -155,7 +155,7 @@ def test_training_is_deterministic_from_its_seed():
 
     import train_demo
 
-    release_features.present("in_training")  # absent: named in the summary; training then runs plain torch
+    release_features.require("trainable_rope")
     data = demo_data.load_split()
     args = argparse.Namespace(seed=5, steps=3, batch=8, lr=6e-4, log_every=1)
     runs = [train_demo.train_model(data, args, log=lambda _: None) for _ in range(2)]

@@ -133,7 +133,27 @@ def comfy_training_mode():
         management.in_training = previous
 
 
+def rope_trains() -> bool:
+    """Whether a gradient flows back through this ComfyUI's Flux rope in training mode. Some releases bind
+    comfy_kitchen's fused rope, which has no autograd formula, and have no ``in_training`` switch yet."""
+    from comfy.ldm.flux import math as flux_math
+
+    q = torch.randn(1, 1, 2, 4, requires_grad=True)
+    pe = flux_math.rope(torch.arange(2.0)[None], 4, 10000)[:, None]
+    with comfy_training_mode():
+        try:
+            flux_math.apply_rope(q, q, pe)[0].sum().backward()
+        except RuntimeError as err:
+            if "autograd" not in str(err):
+                raise
+            return False
+    return True
+
+
 def train_model(data, args, log=print):
+    if not rope_trains():
+        raise RuntimeError("this ComfyUI's Flux rope cannot be trained (comfy_kitchen's fused rope has no autograd "
+                           "and this release has no in_training switch): train the demo model on another release")
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     base = model.build_model()

@@ -1,6 +1,7 @@
 """What the running ComfyUI offers beyond the model families (those are tiny_models.MISSING_ARCHS), asked of
 that ComfyUI, never of its version number. A feature is absent only where this release has no such module
-or attribute; a module that exists and fails to import is an error (a test failure), never an absence.
+or attribute, or where its probe (a call into that ComfyUI) says the behaviour is not there; a module that
+exists and fails to import is an error (a test failure), never an absence.
 
 Tests call ``require(name)``: it returns the feature's module, or skips with the reason, and the session's
 summary names every absent feature once (tests/conftest.py)."""
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+from typing import Callable
 
 import pytest
 
@@ -19,6 +21,13 @@ class Feature:
     module: str
     attribute: str | None  # None: the module alone is the feature
     label: str
+    probe: Callable[[], bool] | None = None  # asked once the module exists (and has the attribute)
+
+
+def _rope_trains() -> bool:
+    import train_demo
+
+    return train_demo.rope_trains()
 
 
 FEATURES: dict[str, Feature] = {
@@ -29,8 +38,10 @@ FEATURES: dict[str, Feature] = {
                                 "subgraph blueprints from custom nodes (GET /global_subgraphs)"),
     "pack_latents": Feature("comfy.utils", "pack_latents",
                             "nested latents packed into one tensor for the sampler (comfy.utils.pack_latents)"),
-    "in_training": Feature("comfy.model_management", "in_training",
-                           "the in_training flag (older releases always train Flux's rope in plain torch)"),
+    "trainable_rope": Feature("comfy.ldm.flux.math", "apply_rope",
+                              "a Flux rope that backpropagates (comfy_kitchen's fused rope is bound with no "
+                              "in_training switch: the demo model cannot be trained on this release)",
+                              probe=_rope_trains),
 }
 ABSENT: dict[str, str] = {}  # name -> label, filled as tests ask
 
@@ -50,9 +61,15 @@ def present(name: str) -> bool:
     else:  # the module exists on this release: an import error is an error, not an absence
         module = importlib.import_module(feature.module)
         present_here = feature.attribute is None or hasattr(module, feature.attribute)
+        present_here = present_here and (feature.probe is None or feature.probe())
     if not present_here:
         ABSENT[name] = feature.label
     return present_here
+
+
+def note_absent(name: str, label: str) -> None:
+    """Names in the summary a feature a test found missing by using it (a frontend behaviour, say)."""
+    ABSENT[name] = label
 
 
 def require(name: str):
