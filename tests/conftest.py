@@ -41,7 +41,7 @@ def pytest_terminal_summary(terminalreporter):
 
     terminalreporter.write_line(f"ComfyUI {comfy_env.comfy_version()} ({comfy_env.comfy_root()})")
     if release_features.ABSENT:
-        terminalreporter.write_line("features this ComfyUI does not have (a test that needs one skips, saying so): "
+        terminalreporter.write_line("features this ComfyUI (or its frontend) does not have (a test that needs one skips, saying so): "
                                     + ", ".join(sorted(set(release_features.ABSENT.values()))))
     missing = tiny_models.MISSING_ARCHS
     if missing:

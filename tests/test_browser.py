@@ -24,6 +24,7 @@ from pathlib import Path
 
 import browser
 import pytest
+import release_features
 import workflow_files
 from comfy_env import PACK_NAME, REPO
 from comfy_server import ComfyServer
@@ -174,8 +175,13 @@ def test_checks_catch_a_broken_workflow(ui):
     ghost = next(n for n in workflow["nodes"] if n is not bad and n["type"] not in FRONTEND_ONLY)
     ghost["type"] = "RAAGS2Guidance_NoSuchNode"
     report = app.load_workflow(workflow, "broken")
-    assert report["unregistered"] == ["RAAGS2Guidance_NoSuchNode"]
-    assert report["missingNodeDialog"] == ["RAAGS2Guidance_NoSuchNode"]
+    assert report["unregistered"] == ["RAAGS2Guidance_NoSuchNode"]  # the harness's own check, on every frontend
+    if report["missingNodeDialog"] != ["RAAGS2Guidance_NoSuchNode"]:
+        # Frontend 1.44.19 (ComfyUI 0.23-0.24) tells the user of no missing node type on load: no dialog, nothing
+        # in its errors overlay or errors tab; the node is only drawn with UNKNOWN widgets.
+        assert report["missingNodeDialog"] == [], report["missingNodeDialog"]
+        release_features.note_absent("missing_node_notice", f"a notice of missing node types when a workflow "
+                                     f"loads (frontend {app.frontend_version()})")
     workflow = json.loads(workflow_files.path("raag_sd35").read_text(encoding="utf-8"))
     numeric = next((n, i) for n in workflow["nodes"] if n["type"] not in FRONTEND_ONLY
                    for i, v in enumerate(n.get("widgets_values", [])) if isinstance(v, (int, float)))
