@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 import urllib.error
 from pathlib import Path
 from typing import Any
@@ -107,25 +108,28 @@ def test_blueprint_is_one_node_of_one_consistent_subgraph(name):
     listed = {i for port in sg["inputs"] + sg["outputs"] for i in port["linkIds"]}
     listed |= {i["link"] for n in nodes.values() for i in n["inputs"] if i["link"] is not None}
     assert listed == set(links), "links listed by ports and nodes differ from the link table"
-    # The blueprint node shows the subgraph's ports: sockets, and widgets for the widget inputs.
+    # The blueprint node's sockets are the subgraph's inputs, and each feeds sockets only.
     guider_type, steps, exposed = EXPECTED[name]
-    assert [p["name"] for p in sg["inputs"]] == [i["name"] for i in instance["inputs"]] == SOCKETS + exposed
+    assert [p["name"] for p in sg["inputs"]] == [i["name"] for i in instance["inputs"]] == SOCKETS
     assert [p["type"] for p in sg["inputs"]] == [i["type"] for i in instance["inputs"]]
+    assert not [i for i in instance["inputs"] if "widget" in i]
     assert [(o["name"], o["type"]) for o in sg["outputs"]] == [(o["name"], o["type"]) for o in instance["outputs"]]
     assert [o["type"] for o in sg["outputs"]] == ["LATENT", "GUIDER"]
-    promoted = []
-    for port, slot in zip(sg["inputs"], instance["inputs"]):
+    for port in sg["inputs"]:
         targets = [nodes[links[i]["target_id"]]["inputs"][links[i]["target_slot"]] for i in port["linkIds"]]
-        assert targets, f"input {port['name']} feeds nothing"
-        feeds_widget = all("widget" in t for t in targets)
-        assert feeds_widget == ("widget" in slot) == (port["name"] in exposed), port["name"]
-        if feeds_widget:
-            (link_id,) = port["linkIds"]
-            target = nodes[links[link_id]["target_id"]]
-            promoted.append([str(target["id"]), targets[0]["widget"]["name"]])
-            if target["type"] == "RandomNoise":
-                promoted.append([str(target["id"]), "control_after_generate"])
-    assert instance["properties"]["proxyWidgets"] == promoted
+        assert targets and not [t for t in targets if "widget" in t], f"input {port['name']} feeds {targets}"
+    # Its widgets are inner widgets promoted onto it (no subgraph input feeds them), the seed's control
+    # after generate right after the seed.
+    promoted = instance["properties"]["proxyWidgets"]
+    assert [widget for _, widget in promoted if widget != "control_after_generate"] == exposed
+    for i, (node_id, widget) in enumerate(promoted):
+        node = nodes[int(node_id)]
+        if widget == "control_after_generate":
+            assert node["type"] == "RandomNoise" and promoted[i - 1] == [node_id, "noise_seed"], promoted
+            continue
+        (entry,) = [e for e in node["inputs"] if e.get("widget", {}).get("name") == widget]
+        assert entry["link"] is None, f"#{node_id} {node['type']}.{widget} is fed by a link"
+    assert sum(widget == "control_after_generate" for _, widget in promoted) == 1
     types = sorted(n["type"] for n in nodes.values())
     assert types == sorted([guider_type, "BasicScheduler", "KSamplerSelect", "RandomNoise", "SamplerCustomAdvanced"])
 
@@ -183,8 +187,8 @@ def flatten(blueprint: dict[str, Any], object_info: dict[str, Any], outer: dict[
     """API prompt of the blueprint's inner nodes, and the references of its outputs.
 
     ``outer``: subgraph input name -> ``[outer node id, slot]`` of the link into the blueprint node;
-    ``values``: values of the blueprint node's widgets (default: the inner widgets' values, which is
-    what a promoted widget shows)."""
+    ``values``: values of the blueprint node's widgets, the promoted inner ones (default: the inner
+    widgets' values, which is what a promoted widget shows)."""
     values = dict(values or {})
     instance, sg = parts(blueprint)
     prefix = f"{instance['id']}:"
@@ -205,13 +209,13 @@ def flatten(blueprint: dict[str, Any], object_info: dict[str, Any], outer: dict[
         port = sg["inputs"][link["origin_slot"]]
         target = next(n for n in inner if n["id"] == link["target_id"])
         socket = target["inputs"][link["target_slot"]]
-        if port["name"] in outer:
-            source = outer.pop(port["name"]) if len(port["linkIds"]) == 1 else outer[port["name"]]
-        elif "widget" in socket:
-            source = values.pop(port["name"], prompt[str(target["id"])]["inputs"][socket["name"]])
-        else:
+        if port["name"] not in outer:
             raise AssertionError(f"subgraph input {port['name']} is not connected")
+        source = outer.pop(port["name"]) if len(port["linkIds"]) == 1 else outer[port["name"]]
         prompt[str(target["id"])]["inputs"][socket["name"]] = source
+    for node_id, widget in instance["properties"]["proxyWidgets"]:
+        if widget in values:
+            prompt[node_id]["inputs"][widget] = values.pop(widget)
     assert not values, f"no widget {sorted(values)} on the blueprint node"
     flat = {}
     for node_id, node in prompt.items():
@@ -364,8 +368,15 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-@pytest.fixture(scope="module")
-def frontend(tmp_path_factory):
+def _frontends() -> list[str]:
+    import browser
+
+    return list(browser.frontends())
+
+
+@pytest.fixture(scope="module", params=_frontends())
+def frontend(tmp_path_factory, request):
+    """The server and app with the frontend the running ComfyUI pins, then with the newest one checked."""
     import os
 
     import browser
@@ -378,7 +389,8 @@ def frontend(tmp_path_factory):
     if missing:
         pytest.skip(f"browser check skipped: {missing}")
     base = tmp_path_factory.mktemp("blueprint_browser")
-    server = ComfyServer(base, frontend=True, extra_custom_nodes=[Path(__file__).parent / "comfy_nodes"])
+    server = ComfyServer(base, frontend=browser.frontends()[request.param],
+                         extra_custom_nodes=[Path(__file__).parent / "comfy_nodes"])
     tiny_models.write_tiny_sd3_checkpoint(server.model_path("diffusion_models", "tiny_sd3.safetensors"))
     browser.write_settings(base / "user")
     with server, browser.chromium(base / "chromium-profile") as context:
@@ -443,3 +455,15 @@ def test_frontend_flattens_the_blueprint_node_like_the_test(frontend, name):
             assert _same(got[key]["inputs"][input_name], value), (key, input_name, got[key]["inputs"][input_name])
     entry = server.wait_history(submitted["body"]["prompt_id"], timeout=300)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"]["messages"], indent=1)
+    # Queued as a user queues it, the seed changes afterwards (its control after generate is "randomize")
+    seeds = app.page.evaluate("""async (id) => {
+        const seed = () => app.graph.getNodeById(id).widgets.find(w => /(^|: )noise_seed$/.test(w.name)).value;
+        const before = seed();
+        await app.queuePrompt(0, 1);
+        return [before, seed()];
+    }""", instance["id"])
+    assert seeds[0] != seeds[1], f"the blueprint node's seed stayed {seeds[0]} after a queued run"
+    deadline = time.monotonic() + 300
+    while (queue := server.get("/queue"))["queue_running"] or queue["queue_pending"]:
+        assert time.monotonic() < deadline, "the queued run did not end"
+        time.sleep(0.2)

@@ -14,9 +14,17 @@ holds one node: an instance of the single subgraph of ``definitions.subgraphs``.
 - ``S2 sampler``: the same with the S² Guider (lambda 7.5, omega 0.25, drop_ratio 0.1, 28 steps: the
   S² paper's SD3 setting).
 
-Each takes model, positive, negative and latent_image, exposes its knobs as widgets (seed, steps and
-the guider's main values; the other widgets are inside, one double-click away) and returns the
-sampled LATENT and the GUIDER (for the Guidance Trace Plot).
+Each takes model, positive, negative and latent_image, shows its knobs as widgets (seed with its
+control after generate, steps and the guider's main values; the other widgets are inside, one
+double-click away) and returns the sampled LATENT and the GUIDER (for the Guidance Trace Plot).
+
+The knobs are inner widgets promoted onto the blueprint node (``properties.proxyWidgets``), not subgraph
+inputs. Every frontend of the supported range shows promoted inner widgets, and newer ones (1.47 on)
+turn them into their own widget inputs when the node loads. A widget fed by a subgraph input is
+drawn in no way that all of them share: frontends 1.38-1.39 drop the node's promoted widgets when one
+names an inner widget that a subgraph input feeds (the node then shows bare input sockets), and
+1.32-1.39 draw such an input's own widget without the seed's control after generate, so the seed
+never changes.
 
 Sockets, widget order and values come from the node definitions of the real ComfyUI (imported
 in-process) and of this pack, as in ``make_workflows.py``; ids are fixed, so the output is
@@ -87,8 +95,6 @@ class Port:
 
     name: str
     type: str
-    label: str | None = None
-    widget: bool = False  # an input that feeds a widget (shown as a widget on the blueprint node)
     link_ids: list[int] = field(default_factory=list)
 
 
@@ -102,6 +108,7 @@ class Blueprint:
         self.links: list[dict[str, Any]] = []
         self.inputs: list[Port] = []
         self.outputs: list[Port] = []
+        self.shown: list[tuple[Inner, str]] = []  # inner widgets promoted onto the blueprint node
 
     def uid(self, what: str) -> str:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{PACK_CNR_ID}/subgraphs/{self.name}/{what}"))
@@ -163,17 +170,15 @@ class Blueprint:
         entry["link"] = link_id
         source.outputs[slot]["links"].append(link_id)
 
-    def expose(self, name: str, *targets: tuple[Inner, str], label: str | None = None) -> None:
-        """A subgraph input ``name`` feeding the inputs ``targets`` (sockets, or widgets: then it is a
-        widget of the blueprint node, whose value is the inner widget's)."""
+    def expose(self, name: str, *targets: tuple[Inner, str]) -> None:
+        """A subgraph input ``name`` (a socket of the blueprint node) feeding the sockets ``targets``."""
         entries = [self._target(node, input_name)[1] for node, input_name in targets]
         kinds = {entry["type"] for entry in entries}
         if len(kinds) != 1:
             raise ValueError(f"{self.name}: input {name} feeds different types {sorted(kinds)}")
-        widget = any("widget" in entry for entry in entries)
-        if widget and len(targets) != 1:
-            raise ValueError(f"{self.name}: widget input {name} must feed one widget")
-        port = Port(name, kinds.pop(), label, widget)
+        if any("widget" in entry for entry in entries):
+            raise ValueError(f"{self.name}: input {name} feeds a widget: promote the widget instead")
+        port = Port(name, kinds.pop())
         slot = len(self.inputs)
         self.inputs.append(port)
         for (node, input_name), entry in zip(targets, entries):
@@ -181,6 +186,13 @@ class Blueprint:
             link_id = self._link(INPUT_NODE, slot, node.id, target_slot, port.type)
             entry["link"] = link_id
             port.link_ids.append(link_id)
+
+    def promote(self, node: Inner, widget: str) -> None:
+        """Shows the inner widget ``widget`` of ``node`` on the blueprint node (its value stays the inner
+        widget's)."""
+        if widget not in node.widgets:
+            raise ValueError(f"{self.name}: {node.type} has no widget {widget}")
+        self.shown.append((node, widget))
 
     def output(self, name: str, source: Inner, output: str) -> None:
         slot = [o["name"] for o in source.outputs].index(output)
@@ -212,8 +224,6 @@ class Blueprint:
             entry: dict[str, Any] = {"id": self.uid(f"{'in' if ports is self.inputs else 'out'}/{port.name}"),
                                      "name": port.name, "type": port.type, "linkIds": port.link_ids,
                                      "localized_name": port.name}
-            if port.label:
-                entry["label"] = port.label
             entry["pos"] = [x, y + 20 * i]
             found.append(entry)
         return found
@@ -239,12 +249,7 @@ class Blueprint:
         """``proxyWidgets`` of the blueprint node: [inner node id, widget name] of each widget it shows
         (a seed's "control after generate" choice too)."""
         found = []
-        for port in self.inputs:
-            if not port.widget:
-                continue
-            link = next(link for link in self.links if link["id"] == port.link_ids[0])
-            node = self.nodes[link["target_id"] - 1]
-            widget = node.inputs[link["target_slot"]]["widget"]["name"]
+        for node, widget in self.shown:
             found.append([str(node.id), widget])
             if f"{widget}.control_after_generate" in node.widgets:
                 found.append([str(node.id), "control_after_generate"])
@@ -259,22 +264,17 @@ class Blueprint:
         instance_id = len(self.nodes) + 1
         instance_inputs = []
         for port in self.inputs:
-            entry: dict[str, Any] = {"localized_name": port.name, "name": port.name, "type": port.type}
-            if port.label:
-                entry["label"] = port.label
-            if port.widget:
-                entry["widget"] = {"name": port.name}
-            entry["link"] = None
-            instance_inputs.append(entry)
+            instance_inputs.append({"localized_name": port.name, "name": port.name, "type": port.type,
+                                    "link": None})
+        promoted = self.promoted()
         instance = {
             "id": instance_id, "type": subgraph_id, "pos": [0, 0],
-            "size": [WIDTH, 26 + 24 * sum(p.widget for p in self.inputs) + 20 * max(
-                sum(not p.widget for p in self.inputs), rows_out)],
+            "size": [WIDTH, 26 + 24 * len(promoted) + 20 * max(rows_in, rows_out)],
             "flags": {}, "order": 0, "mode": 0, "inputs": instance_inputs,
             "outputs": [{"localized_name": p.name, "name": p.name, "type": p.type, "links": []}
                         for p in self.outputs],
             "title": self.name,
-            "properties": {"proxyWidgets": self.promoted(), "cnr_id": PACK_CNR_ID},
+            "properties": {"proxyWidgets": promoted, "cnr_id": PACK_CNR_ID},
             "widgets_values": [],
         }
         definition = {
@@ -338,10 +338,10 @@ def sampler_blueprint(name: str, description: str, aliases: list[str], infos: di
     bp.expose("positive", (guide, "positive"))
     bp.expose("negative", (guide, "negative"))
     bp.expose("latent_image", (sample, "latent_image"))
-    bp.expose("noise_seed", (noise, "noise_seed"), label="seed")
-    bp.expose("steps", (sigmas, "steps"))
+    bp.promote(noise, "noise_seed")
+    bp.promote(sigmas, "steps")
     for knob in knobs:
-        bp.expose(knob, (guide, knob))
+        bp.promote(guide, knob)
     for source, socket in ((noise, "noise"), (guide, "guider"), (pick, "sampler"), (sigmas, "sigmas")):
         bp.connect(source, source.outputs[0]["name"], sample, socket)
     bp.output("LATENT", sample, "output")
