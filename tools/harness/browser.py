@@ -166,6 +166,11 @@ class ComfyApp:
             " && Object.keys(LiteGraph.registered_node_types).length > 50"
             " && document.querySelector('canvas#graph-canvas')",
             timeout=timeout_s * 1000)
+        # The app goes on checking the startup workflow's models after it is drawn; frontend 1.44.19 then
+        # marks the node of the same id in a workflow loaded meanwhile (its "missing model" error ring
+        # landed on our EmptySD3LatentImage, #4, as on the default graph's checkpoint loader). A user
+        # loads a template seconds later: wait until the app asks the server nothing more.
+        self.page.wait_for_load_state("networkidle", timeout=timeout_s * 1000)
         return self
 
     def frontend_version(self) -> str:
