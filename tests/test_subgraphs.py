@@ -15,6 +15,7 @@ import urllib.error
 from pathlib import Path
 from typing import Any
 
+import browser
 import make_subgraphs
 import make_workflows
 import pytest
@@ -368,18 +369,14 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _frontends() -> list[str]:
-    import browser
-
-    return list(browser.frontends())
+FRONTENDS = browser.frontends()
 
 
-@pytest.fixture(scope="module", params=_frontends())
+@pytest.fixture(scope="module", params=list(FRONTENDS))
 def frontend(tmp_path_factory, request):
     """The server and app with the frontend the running ComfyUI pins, then with the newest one checked."""
     import os
 
-    import browser
     import tiny_models
     from comfy_server import ComfyServer
 
@@ -389,7 +386,7 @@ def frontend(tmp_path_factory, request):
     if missing:
         pytest.skip(f"browser check skipped: {missing}")
     base = tmp_path_factory.mktemp("blueprint_browser")
-    server = ComfyServer(base, frontend=browser.frontends()[request.param],
+    server = ComfyServer(base, frontend=FRONTENDS[request.param],
                          extra_custom_nodes=[Path(__file__).parent / "comfy_nodes"])
     tiny_models.write_tiny_sd3_checkpoint(server.model_path("diffusion_models", "tiny_sd3.safetensors"))
     browser.write_settings(base / "user")
