@@ -75,5 +75,5 @@ def note_absent(name: str, label: str) -> None:
 def require(name: str):
     """The feature's module; skips (with the reason, and a line in the summary) where this ComfyUI lacks it."""
     if not present(name):
-        pytest.skip(f"this ComfyUI has no {FEATURES[name].label}")
+        pytest.skip(f"this ComfyUI lacks {FEATURES[name].label}")
     return importlib.import_module(FEATURES[name].module)
